@@ -1,0 +1,5 @@
+import sys
+
+from firepbt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""Population Based Training (Jaderberg et al. 2017; paper Section 2; SPEC "PBT inside
+every sub-population").
+
+Truncation selection inside each sub-population: ready members ranked in the bottom
+fraction copy the weights and hyperparameters of a member drawn uniformly from the top
+fraction, then explore. Plain PBT is this decider with a single greedy sub-population;
+FIRE PBT (:mod:`firepbt.algorithms.fire`) adds parent sub-populations and evaluators.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from firepbt.algorithms.base import Command, CopyWeights, Decider, SetHparams, Worker
+from firepbt.space import SearchSpace
+
+
+def truncation(fitness: dict[int, float], fraction: float) -> tuple[list[int], list[int]]:
+    """(top, bottom) member ids of a ranked sub-population.
+
+    With m ranked members, k = floor(fraction * m) lose, at least 1 when m >= 4; fewer
+    than 4 ranked members: nobody is exploited. Ties break by member id (lower id ranks
+    higher).
+    """
+    ranked = sorted(fitness, key=lambda i: (-fitness[i], i))
+    m = len(ranked)
+    if m < 4:
+        return [], []
+    k = max(1, math.floor(fraction * m))
+    return ranked[:k], ranked[m - k :]
+
+
+class PBT(Decider):
+    """Truncation-selection PBT over one or more sub-populations of members."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        *,
+        subpopulations: Sequence[int],
+        truncation: float = 0.25,
+        mode: str = "sync",
+    ) -> None:
+        self.space = space
+        self.rng = rng
+        self.fraction = truncation
+        self.mode = mode
+        self.workers = []
+        for i, size in enumerate(subpopulations, start=1):
+            for _ in range(size):
+                self.workers.append(Worker(id=len(self.workers), role="member", subpop=i))
+        self.n_subpops = len(subpopulations)
+
+    def start(self) -> list[Command]:
+        cmds: list[Command] = []
+        for w in self.members():
+            w.hparams = self.space.sample(self.rng)
+            cmds.append(SetHparams(w.id, w.hparams, "init"))
+        return cmds
+
+    def fitness(self, subpop: int) -> dict[int, float]:
+        """Greedy fitness: the latest Q (non-finite counts as -inf); no score, no fitness."""
+        out = {}
+        for w in self.members(subpop):
+            if w.latest is not None:
+                out[w.id] = w.latest if math.isfinite(w.latest) else -math.inf
+        return out
+
+    def on_ready(self, workers: Sequence[int]) -> list[Command]:
+        cmds: list[Command] = []
+        self.exploit(workers, cmds)
+        return cmds
+
+    def exploit(self, ready: Sequence[int], cmds: list[Command]) -> None:
+        """Exploit-and-explore for the ready members of every sub-population."""
+        ready_set = set(ready)
+        for subpop in range(1, self.n_subpops + 1):
+            here = [w for w in self.members(subpop) if w.id in ready_set]
+            if not here:
+                continue
+            top, bottom = truncation(self.fitness(subpop), self.fraction)
+            losers = sorted({w.id for w in here if w.id in bottom or w.diverged})
+            for loser in losers:
+                pool = [i for i in top if i != loser and not self.workers[i].diverged]
+                if not pool:  # a diverged member outside the ranking: any healthy peer
+                    pool = [
+                        w.id
+                        for w in self.members(subpop)
+                        if w.id != loser and w.latest is not None and not w.diverged
+                    ]
+                if not pool:
+                    continue
+                src = pool[int(self.rng.integers(len(pool)))]
+                self.exploit_one(src, loser, cmds)
+
+    def exploit_one(self, src: int, dst: int, cmds: list[Command]) -> None:
+        cmds.append(CopyWeights(src, dst, "exploit"))
+        self.apply_copy(src, dst)
+        d = self.workers[dst]
+        d.hparams = self.space.explore(self.workers[src].hparams, self.rng)
+        d.since_eval = 0
+        cmds.append(SetHparams(dst, d.hparams, "explore"))
+        self.lost(dst, cmds)
+
+    def lost(self, member: int, cmds: list[Command]) -> None:
+        """Hook: ``member`` just lost an evolution event (FIRE frees its evaluators)."""

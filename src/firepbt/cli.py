@@ -1,0 +1,186 @@
+"""The ``firepbt`` command line: run, demo, show, replay, configs.
+
+Every error found before training (a bad config, an unimportable trainable, a run
+directory that is not a run) prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from firepbt.config import Config, load_config
+from firepbt.errors import ConfigError
+
+EXIT_USAGE = 2
+
+
+def bundled_configs() -> dict[str, Path]:
+    root = resources.files("firepbt") / "configs"
+    return {p.name.removesuffix(".toml"): Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def resolve_config_path(name: str) -> Path:
+    p = Path(name)
+    if p.exists():
+        return p
+    bundled = bundled_configs()
+    if name in bundled:
+        return bundled[name]
+    raise ConfigError(
+        f"config: {name} not found (not a file, nor a bundled config: {', '.join(sorted(bundled))})"
+    )
+
+
+def _load(name: str, seed: int | None, overrides: Sequence[str]) -> Config:
+    config = load_config(resolve_config_path(name), list(overrides))
+    return config.with_seed(seed) if seed is not None else config
+
+
+def _logger(quiet: bool):  # type: ignore[no-untyped-def]
+    if quiet:
+        return None
+    start = time.perf_counter()
+    return lambda msg: print(f"[{time.perf_counter() - start:7.1f}s] {msg}", flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from firepbt.results import format_table, schedule_text, summary_rows
+    from firepbt.runner import run
+
+    config = _load(args.config, args.seed, args.set)
+    out = Path(args.out or f"runs/{Path(args.config).stem}-seed{config.seed}")
+    t0 = time.perf_counter()
+    result = run(config, out, log=_logger(args.quiet))
+    print(format_table(summary_rows([(str(out), result)])))
+    if result["best"]:
+        print(f"best schedule ({result['best']['role']} {result['best']['member']}):")
+        print(schedule_text(result["best"]["schedule"]))
+    print(f"wrote {out}/result.json in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """FIRE PBT vs PBT vs random search on the bundled NQM benchmark."""
+    from firepbt.results import format_table, summary_rows
+    from firepbt.runner import run
+
+    out = Path(args.out)
+    rows = []
+    for name in ("nqm-random", "nqm-pbt", "nqm-fire"):
+        config = _load(name, args.seed, args.set)
+        run_dir = out / name
+        if (run_dir / "events.jsonl").exists() and not args.quiet:
+            print(f"{run_dir} exists: showing the previous run (delete it to run again)")
+        t0 = time.perf_counter()
+        if not (run_dir / "result.json").exists():
+            print(f"running {name} ({config.algorithm.name}, {config.workers} workers) ...", flush=True)
+            result = run(config, run_dir, log=None if args.quiet else _logger(False))
+            print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
+        else:
+            from firepbt.results import load_result
+
+            result = load_result(run_dir)
+        rows.append((name, result))
+    print()
+    print("NQM (loss, lower is better): best validation loss, test loss at that point, replay")
+    print(format_table(summary_rows(rows)))
+    try:
+        from firepbt.plots import plot_run  # noqa: F401  (optional: needs matplotlib)
+    except ImportError:
+        return 0
+    for name, _ in rows:
+        for path in plot_run(out / name):
+            print(f"plot: {path}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from firepbt.results import format_table, load_result, schedule_text, summary_rows
+
+    results = [(d, load_result(d)) for d in args.dirs]
+    print(format_table(summary_rows(results)))
+    if len(results) == 1 and results[0][1].get("best"):
+        best = results[0][1]["best"]
+        print(f"best schedule ({best['role']} {best['member']}, step {best['step']}):")
+        print(schedule_text(best["schedule"]))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from firepbt.results import load_result
+    from firepbt.runner import replay_schedule, seeds_for
+    from firepbt.trainable import TrainableSpec
+
+    run_dir = Path(args.dir)
+    result = load_result(run_dir)
+    cfg = Config.from_dict(result["config"], search_path=str(Path.cwd()))
+    if not result.get("best"):
+        raise ConfigError(f"{run_dir}: the run recorded no finite score; nothing to replay")
+    _, _, replay_seed = seeds_for(cfg.seed, cfg.workers)
+    seed = args.seed if args.seed is not None else replay_seed
+    spec = TrainableSpec(cfg.trainable, cfg.args, cfg.search_path)
+    out = replay_schedule(spec, result["best"]["schedule"], seed, cfg.eval_interval)
+    print(json.dumps({"seed": seed, **out}))
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    for name, path in sorted(bundled_configs().items()):
+        print(f"{name:16s} {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="firepbt", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run an experiment from a TOML config (a path or a bundled name)")
+    r.add_argument("config")
+    r.add_argument("--out", help="run directory (default runs/<config>-seed<N>)")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_run)
+    d = sub.add_parser("demo", help="FIRE PBT vs PBT vs random search on the bundled NQM benchmark")
+    d.add_argument("--out", default="firepbt-demo")
+    d.add_argument("--seed", type=int)
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    s = sub.add_parser("show", help="summary table of finished runs")
+    s.add_argument("dirs", nargs="+")
+    s.set_defaults(func=cmd_show)
+    rp = sub.add_parser("replay", help="train a fresh network along a run's best schedule")
+    rp.add_argument("dir")
+    rp.add_argument("--seed", type=int)
+    rp.set_defaults(func=cmd_replay)
+    c = sub.add_parser("configs", help="list the bundled configs")
+    c.set_defaults(func=cmd_configs)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        print(f"firepbt: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("firepbt: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry() -> Any:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

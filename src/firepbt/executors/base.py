@@ -1,0 +1,89 @@
+"""The executor interface the run loop uses; executors know nothing of PBT.
+
+An executor owns one trainable per worker. The loop submits training tasks (train
+``steps`` with ``hparams``, then evaluate), collects their results, and moves weights
+between workers. Every executor must give the same results as the in-process one for
+the same sequence of calls (the conformance suite in the tests checks it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from firepbt.trainable import Hparams, TrainableSpec
+
+
+@dataclass(frozen=True)
+class Task:
+    """Train ``worker`` for ``steps`` with ``hparams``, then evaluate."""
+
+    worker: int
+    token: int  # the loop's generation counter of the worker; stale results are dropped
+    steps: int
+    hparams: Hparams
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    worker: int
+    token: int
+    steps: int
+    hparams: Hparams
+    score: float  # NaN when the network diverged (non-finite, or train/evaluate raised)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def run_task(trainable: Any, task: Task) -> TaskResult:
+    """Train then evaluate; a raise or a non-finite score is a diverged network."""
+    t0 = time.perf_counter()
+    error = None
+    try:
+        trainable.train(task.steps, dict(task.hparams))
+        score = float(trainable.evaluate())
+        if not math.isfinite(score):
+            error = f"non-finite score {score}"
+            score = math.nan
+    except Exception as exc:  # the user's code failed: the network diverged (SPEC "Bad scores")
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        score = math.nan
+    return TaskResult(
+        task.worker, task.token, task.steps, task.hparams, score, error, time.perf_counter() - t0
+    )
+
+
+class Executor(ABC):
+    """Runs trainables for the loop."""
+
+    @abstractmethod
+    def start(self, spec: TrainableSpec, seeds: Sequence[int]) -> None:
+        """Build one trainable per worker, worker ``i`` with seed ``seeds[i]``."""
+
+    @abstractmethod
+    def submit(self, task: Task) -> None:
+        """Queue a task; tasks of one worker run in submission order."""
+
+    @abstractmethod
+    def wait(self, *, every: bool) -> list[TaskResult]:
+        """Block until every queued task (``every``) or at least one has finished."""
+
+    @abstractmethod
+    def cancel(self, worker: int) -> None:
+        """Drop ``worker``'s queued task if it has not started (its result would be stale)."""
+
+    @abstractmethod
+    def copy(self, src: int, dst: int) -> None:
+        """``dst`` takes the weights ``src`` held after its last finished task."""
+
+    @abstractmethod
+    def test(self, worker: int) -> float | None:
+        """The held-out score of an idle worker's network (None if the trainable has no test)."""
+
+    def close(self) -> None:
+        """Release workers."""

@@ -1,0 +1,89 @@
+"""Reading runs back: result files and the summary table of ``firepbt show``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from firepbt.errors import ConfigError
+from firepbt.runner import RESULT_FILE
+
+
+def load_result(run_dir: str | Path) -> dict[str, Any]:
+    p = Path(run_dir) / RESULT_FILE
+    if not p.is_file():
+        raise ConfigError(f"{run_dir}: not a finished firepbt run (no {RESULT_FILE})")
+    try:
+        data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: unreadable ({exc})") from None
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_rows(results: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str]]:
+    rows = []
+    for name, r in results:
+        best = r.get("best") or {}
+        p1 = r.get("best_p1") or {}
+        replay = r.get("replay") or {}
+        counts = r.get("counts", {})
+        rows.append(
+            [
+                name,
+                r["algorithm"],
+                str(r["workers"]),
+                r["mode"],
+                _fmt(best.get("score")),
+                _fmt(best.get("test")),
+                _fmt(best.get("step")),
+                _fmt(p1.get("score")),
+                _fmt(replay.get("score")),
+                _fmt(replay.get("test")),
+                str(counts.get("exploit", 0)),
+                f"{counts.get('success', 0)}/{counts.get('assign', 0)}",
+            ]
+        )
+    return rows
+
+
+HEADER = [
+    "run",
+    "algorithm",
+    "workers",
+    "mode",
+    "best Q",
+    "test@best",
+    "step",
+    "best P1",
+    "replay Q",
+    "replay test",
+    "exploits",
+    "eval success",
+]
+
+
+def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=False))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)))
+    return "\n".join(lines)
+
+
+def schedule_text(schedule: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for seg in schedule:
+        hp = ", ".join(f"{k}={_fmt(v)}" for k, v in seg["hparams"].items())
+        parts.append(f"  [{seg['start']:>7}, {seg['end']:>7})  {hp}")
+    return "\n".join(parts)

@@ -1,0 +1,104 @@
+"""Configs are validated before any training, each error naming its field."""
+
+import pytest
+
+from firepbt.config import Config, FireSettings, apply_overrides
+from firepbt.errors import ConfigError
+
+GOOD = {
+    "trainable": "toys:Climb",
+    "steps": 400,
+    "eval_interval": 10,
+    "ready_interval": 50,
+    "space": {"lr": {"kind": "log_uniform", "low": 0.001, "high": 1.0}},
+    "algorithm": {"name": "fire", "subpopulation_size": 4, "evaluators": 3, "max_eval_steps": 100},
+}
+
+
+def with_(path, value):
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in GOOD.items()}
+    keys = path.split(".")
+    table = data
+    for k in keys[:-1]:
+        table = table[k]
+    if value is DELETE:
+        del table[keys[-1]]
+    else:
+        table[keys[-1]] = value
+    return data
+
+
+DELETE = object()
+
+
+def test_good_config_and_defaults():
+    c = Config.from_dict(GOOD)
+    assert isinstance(c.algorithm, FireSettings)
+    assert c.workers == 2 * 4 + 3
+    assert c.direction == "max" and c.mode == "sync" and c.seed == 0
+    assert Config.from_dict(c.to_dict()) == c
+
+
+def test_default_evaluators_are_three_quarters_of_the_parents():
+    c = Config.from_dict(with_("algorithm", {"name": "fire", "subpopulations": 3, "max_eval_steps": 100}))
+    assert c.algorithm.evaluators == 12 and c.workers == 36
+
+
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        ("trainable", DELETE, "trainable: required"),
+        ("steps", DELETE, "steps: required"),
+        ("steps", "many", "steps: expected int"),
+        ("steps", 0, "steps: must be >= 1"),
+        ("steps", 405, "steps: must be a multiple of eval_interval"),
+        ("ready_interval", 55, "ready_interval: must be a multiple"),
+        ("direction", "up", "direction: must be one of max, min"),
+        ("mode", "later", "mode: must be one of sync, async"),
+        ("colour", "blue", "colour: unknown field"),
+        ("space", {}, "space"),
+        ("space.lr", {"kind": "log_uniform", "low": -1, "high": 1}, "space.lr.low"),
+        ("algorithm.name", "hyperband", "algorithm.name: must be one of"),
+        ("algorithm.subpopulations", 1, "algorithm.subpopulations: FIRE PBT needs at least 2"),
+        ("algorithm.evaluators", 0, "algorithm.evaluators: must be >= 1"),
+        ("algorithm.subpopulation_size", 3, "algorithm.subpopulation_size: truncation"),
+        ("algorithm.p_stat", 1.5, "algorithm.p_stat"),
+        ("algorithm.max_eval_steps", 60, "algorithm.max_eval_steps: max_eval_steps / eval_interval"),
+        ("algorithm.min_steps_before_eval", [1, 2], "algorithm.min_steps_before_eval"),
+        ("algorithm.truncation", 0.9, "algorithm.truncation"),
+        ("algorithm.typo", 1, "algorithm.typo: unknown field"),
+    ],
+)
+def test_bad_fields_are_named(path, value, field):
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict(with_(path, value))
+    assert str(err.value).startswith(field)
+
+
+def test_pbt_population_too_small():
+    with pytest.raises(ConfigError, match="algorithm.population: truncation selection needs at least 4"):
+        Config.from_dict(with_("algorithm", {"name": "pbt", "population": 3}))
+
+
+def test_evaluating_only_at_ready_points_is_refused():
+    data = with_("eval_interval", 50)
+    data["algorithm"] = dict(data["algorithm"], max_eval_steps=300)
+    with pytest.raises(ConfigError, match="max_eval_steps / eval_interval = 300 / 50"):
+        Config.from_dict(data)
+
+
+def test_random_schedule():
+    c = Config.from_dict(
+        with_("algorithm", {"name": "random", "schedule": {"param": "lr", "warmup": 0.1, "decays": [0.5]}})
+    )
+    s = c.algorithm.schedule
+    assert s.multiplier(0, 10, 400) == pytest.approx(10 / 40)
+    assert s.multiplier(100, 10, 400) == 1.0
+    assert s.multiplier(200, 10, 400) == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="algorithm.schedule.param"):
+        Config.from_dict(with_("algorithm", {"name": "random", "schedule": {"param": "momentum"}}))
+
+
+def test_overrides_parse_toml_values():
+    data = apply_overrides({"algorithm": {}}, ["seed=3", "algorithm.name=pbt", "args.width=2.5", "mode=async"])
+    assert data == {"algorithm": {"name": "pbt"}, "seed": 3, "args": {"width": 2.5}, "mode": "async"}

@@ -1,0 +1,61 @@
+"""Small trainables for the tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Climb:
+    """Q climbs towards 1 at a rate set by lr; too high an lr overshoots. Deterministic."""
+
+    def __init__(self, seed: int, noise: float = 0.0) -> None:
+        self.x = 0.0
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+
+    def train(self, steps: int, hparams: dict) -> None:
+        lr = hparams["lr"]
+        for _ in range(steps):
+            self.x += lr * (1.0 - self.x) - 0.5 * lr * lr * 0.1
+
+    def evaluate(self) -> float:
+        return self.x + (self.noise * float(self.rng.standard_normal()) if self.noise else 0.0)
+
+    def test(self) -> float:
+        return self.x
+
+    def state_dict(self):
+        return {"x": self.x, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state) -> None:
+        self.x = state["x"]
+        self.rng.bit_generator.state = state["rng"]
+
+
+class Flaky(Climb):
+    """Raises in ``train`` when lr > 0.8 and returns NaN from ``evaluate`` after lr > 0.5."""
+
+    def train(self, steps: int, hparams: dict) -> None:
+        if hparams["lr"] > 0.8:
+            raise RuntimeError("exploded")
+        self.hot = hparams["lr"] > 0.5
+        super().train(steps, hparams)
+
+    def evaluate(self) -> float:
+        return math.nan if getattr(self, "hot", False) else self.x
+
+
+class NoEvaluate:
+    def __init__(self, seed: int) -> None:
+        pass
+
+    def train(self, steps: int, hparams: dict) -> None:
+        pass
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state) -> None:
+        pass
