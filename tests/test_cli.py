@@ -32,7 +32,12 @@ max_eval_steps = 100
 def firepbt(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(TESTS))
     return subprocess.run(
-        [sys.executable, "-m", "firepbt", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "firepbt", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -45,7 +50,18 @@ def cfg(tmp_path):
 
 def test_run_show_replay(tmp_path, cfg):
     out = tmp_path / "run"
-    r = firepbt("run", str(cfg), "--out", str(out), "--seed", "2", "--set", "mode=async", "--quiet", cwd=tmp_path)
+    r = firepbt(
+        "run",
+        str(cfg),
+        "--out",
+        str(out),
+        "--seed",
+        "2",
+        "--set",
+        "mode=async",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["seed"] == 2 and result["mode"] == "async" and result["algorithm"] == "fire"
@@ -61,10 +77,17 @@ def test_run_show_replay(tmp_path, cfg):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c.replace('"toys:Climb"', '"nowhere:Net"'), "trainable: cannot import module 'nowhere'"),
+        (
+            lambda c: c.replace('"toys:Climb"', '"nowhere:Net"'),
+            "trainable: cannot import module 'nowhere'",
+        ),
         (lambda c: c.replace('"toys:Climb"', '"toys:NoEvaluate"'), "missing method(s) evaluate"),
-        (lambda c: c.replace("subpopulation_size = 4", "subpopulation_size = 4\nsubpopulations = 1"),
-         "algorithm.subpopulations"),
+        (
+            lambda c: c.replace(
+                "subpopulation_size = 4", "subpopulation_size = 4\nsubpopulations = 1"
+            ),
+            "algorithm.subpopulations",
+        ),
         (lambda c: c.replace("evaluators = 3", "evaluators = 0"), "algorithm.evaluators"),
         (lambda c: c.replace("steps = 200", ""), "steps: required"),
         (lambda c: c + "\n[nonsense", "not valid TOML"),

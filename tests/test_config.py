@@ -40,7 +40,9 @@ def test_good_config_and_defaults():
 
 
 def test_default_evaluators_are_three_quarters_of_the_parents():
-    c = Config.from_dict(with_("algorithm", {"name": "fire", "subpopulations": 3, "max_eval_steps": 100}))
+    c = Config.from_dict(
+        with_("algorithm", {"name": "fire", "subpopulations": 3, "max_eval_steps": 100})
+    )
     assert c.algorithm.evaluators == 12 and c.workers == 36
 
 
@@ -63,7 +65,11 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.evaluators", 0, "algorithm.evaluators: must be >= 1"),
         ("algorithm.subpopulation_size", 3, "algorithm.subpopulation_size: truncation"),
         ("algorithm.p_stat", 1.5, "algorithm.p_stat"),
-        ("algorithm.max_eval_steps", 60, "algorithm.max_eval_steps: max_eval_steps / eval_interval"),
+        (
+            "algorithm.max_eval_steps",
+            60,
+            "algorithm.max_eval_steps: max_eval_steps / eval_interval",
+        ),
         ("algorithm.min_steps_before_eval", [1, 2], "algorithm.min_steps_before_eval"),
         ("algorithm.truncation", 0.9, "algorithm.truncation"),
         ("algorithm.typo", 1, "algorithm.typo: unknown field"),
@@ -76,7 +82,9 @@ def test_bad_fields_are_named(path, value, field):
 
 
 def test_pbt_population_too_small():
-    with pytest.raises(ConfigError, match="algorithm.population: truncation selection needs at least 4"):
+    with pytest.raises(
+        ConfigError, match="algorithm.population: truncation selection needs at least 4"
+    ):
         Config.from_dict(with_("algorithm", {"name": "pbt", "population": 3}))
 
 
@@ -89,7 +97,10 @@ def test_evaluating_only_at_ready_points_is_refused():
 
 def test_random_schedule():
     c = Config.from_dict(
-        with_("algorithm", {"name": "random", "schedule": {"param": "lr", "warmup": 0.1, "decays": [0.5]}})
+        with_(
+            "algorithm",
+            {"name": "random", "schedule": {"param": "lr", "warmup": 0.1, "decays": [0.5]}},
+        )
     )
     s = c.algorithm.schedule
     assert s.multiplier(0, 10, 400) == pytest.approx(10 / 40)
@@ -100,5 +111,12 @@ def test_random_schedule():
 
 
 def test_overrides_parse_toml_values():
-    data = apply_overrides({"algorithm": {}}, ["seed=3", "algorithm.name=pbt", "args.width=2.5", "mode=async"])
-    assert data == {"algorithm": {"name": "pbt"}, "seed": 3, "args": {"width": 2.5}, "mode": "async"}
+    data = apply_overrides(
+        {"algorithm": {}}, ["seed=3", "algorithm.name=pbt", "args.width=2.5", "mode=async"]
+    )
+    assert data == {
+        "algorithm": {"name": "pbt"},
+        "seed": 3,
+        "args": {"width": 2.5},
+        "mode": "async",
+    }

@@ -96,7 +96,16 @@ def run_to(d, step, target_fn, evaluator_fn, start=20):
     """Members and evaluator 8 report every 10 steps up to ``step``."""
     for s in range(start, step + 1, 10):
         j = (s - 10) // 10
-        scores = {0: 10.0 + j, 1: target_fn(j), 2: 30.0, 3: 20.0, 4: 45.0, 5: 45.0, 6: 45.0, 7: 45.0}
+        scores = {
+            0: 10.0 + j,
+            1: target_fn(j),
+            2: 30.0,
+            3: 20.0,
+            4: 45.0,
+            5: 45.0,
+            6: 45.0,
+            7: 45.0,
+        }
         scores.update({8: evaluator_fn(j), 9: 45.0, 10: 45.0})
         report(d, s, scores)
 
@@ -275,4 +284,4 @@ def test_success_into_a_parent_target_frees_that_parents_own_evaluator():
 def test_significance_needs_more_than_log2_points():
     assert max_significant_points(0.01) == 7
     assert max_significant_points(0.05) == 5
-    assert 2.0**-max_significant_points(0.01) < 0.01 <= 2.0 ** -(max_significant_points(0.01) - 1)
+    assert 2.0 ** -max_significant_points(0.01) < 0.01 <= 2.0 ** -(max_significant_points(0.01) - 1)

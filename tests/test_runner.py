@@ -22,8 +22,20 @@ BASE = {
 ALGOS = {
     "random": {"name": "random", "population": 6},
     "pbt": {"name": "pbt", "population": 8},
-    "fire": {"name": "fire", "subpopulations": 2, "subpopulation_size": 4, "evaluators": 3, "max_eval_steps": 100},
-    "fire3": {"name": "fire", "subpopulations": 3, "subpopulation_size": 4, "evaluators": 4, "max_eval_steps": 100},
+    "fire": {
+        "name": "fire",
+        "subpopulations": 2,
+        "subpopulation_size": 4,
+        "evaluators": 3,
+        "max_eval_steps": 100,
+    },
+    "fire3": {
+        "name": "fire",
+        "subpopulations": 3,
+        "subpopulation_size": 4,
+        "evaluators": 4,
+        "max_eval_steps": 100,
+    },
 }
 
 
@@ -59,13 +71,15 @@ def test_run_reaches_the_budget_and_schedule_covers_it(tmp_path, algo, mode):
     best = result["best"]
     sched = best["schedule"]
     assert sched[0]["start"] == 0 and sched[-1]["end"] == best["step"]
-    assert all(a["end"] == b["start"] for a, b in zip(sched, sched[1:]))
+    assert all(a["end"] == b["start"] for a, b in zip(sched, sched[1:], strict=False))
     # the journal alone rebuilds the same schedule
     lineage = Lineage.from_events(events)
     net = next(
         ev["net"]
         for ev in events
-        if ev["ev"] == "result" and ev["worker"] == best["member"] and ev["step"] == best["step"]
+        if ev["ev"] == "result"
+        and ev["worker"] == best["member"]
+        and ev["step"] == best["step"]
         and ev["score"] == best["score"]
     )
     assert lineage.schedule(net, best["step"]) == sched
@@ -98,7 +112,9 @@ def test_fire_moves_weights_between_subpopulations(tmp_path):
 
 def test_diverging_trainable_does_not_end_the_run(tmp_path):
     cfg = config("pbt", trainable="toys:Flaky")
-    cfg = Config.from_dict(dict(cfg.to_dict(), space={"lr": {"kind": "log_uniform", "low": 0.1, "high": 1.0}}))
+    cfg = Config.from_dict(
+        dict(cfg.to_dict(), space={"lr": {"kind": "log_uniform", "low": 0.1, "high": 1.0}})
+    )
     result = run(cfg, tmp_path)
     events = list(read_events(tmp_path))
     errors = [ev for ev in events if ev["ev"] == "result" and ev["score"] is None]

@@ -32,6 +32,7 @@ from firepbt.trainable import TrainableSpec
 
 RESULT_FILE = "result.json"
 Logger = Callable[[str], None]
+Observer = Callable[[dict[str, Any]], None]
 
 
 def make_decider(config: Config, rng: np.random.Generator) -> Decider:
@@ -47,7 +48,13 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
             mode=config.mode,
         )
     if isinstance(a, PBTSettings):
-        return PBT(config.space, rng, subpopulations=[a.population], truncation=a.truncation, mode=config.mode)
+        return PBT(
+            config.space,
+            rng,
+            subpopulations=[a.population],
+            truncation=a.truncation,
+            mode=config.mode,
+        )
     assert isinstance(a, FireSettings)
     return FirePBT(
         config.space,
@@ -82,8 +89,10 @@ class Run:
         executor: Executor | None = None,
         log: Logger | None = None,
         trainable_cls: type | None = None,
+        observers: list[Observer] | None = None,
     ) -> None:
         self.config = config
+        self.observers = list(observers or [])
         self.out = Path(out_dir)
         self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
         self.spec.resolve()  # an unimportable trainable fails here, before anything is written
@@ -114,7 +123,7 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         self.journal = Journal(self.out / EVENTS_FILE)
-        self.journal.write(
+        self.emit(
             {
                 "ev": "start",
                 "version": __version__,
@@ -131,7 +140,7 @@ class Run:
                 self.loop_sync()
             else:
                 self.loop_async()
-            self.journal.write({"ev": "end", "step": max(self.step)})
+            self.emit({"ev": "end", "step": max(self.step)})
         finally:
             self.executor.close()
             self.journal.close()
@@ -140,6 +149,13 @@ class Run:
         (self.out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         (self.out / "timing.json").write_text(json.dumps({"wall_seconds": seconds}) + "\n")
         return result
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Journal an event, then show it to the observers (live view, TensorBoard)."""
+        assert self.journal is not None
+        self.journal.write(event)
+        for observer in self.observers:
+            observer(event)
 
     def members_left(self) -> list[int]:
         return [w.id for w in self.decider.members() if self.step[w.id] < self.config.steps]
@@ -193,7 +209,9 @@ class Run:
 
     def submit(self, w: int) -> None:
         self.busy[w] = True
-        self.executor.submit(Task(w, self.token[w], self.config.eval_interval, dict(self.hparams[w])))
+        self.executor.submit(
+            Task(w, self.token[w], self.config.eval_interval, dict(self.hparams[w]))
+        )
 
     def invalidate(self, w: int) -> None:
         """A queued or running task of ``w`` no longer belongs to the network it holds."""
@@ -239,7 +257,7 @@ class Run:
             event["test"] = test
         if r.error:
             event["error"] = r.error
-        self.journal.write(event)
+        self.emit(event)
         self.apply(self.decider.on_result(w, self.step[w], q))
         return True
 
@@ -261,7 +279,7 @@ class Run:
         for cmd in cmds:
             if isinstance(cmd, SetHparams):
                 self.hparams[cmd.worker] = dict(cmd.hparams)
-                self.journal.write(
+                self.emit(
                     {
                         "ev": "hparams",
                         "worker": cmd.worker,
@@ -276,7 +294,7 @@ class Run:
                 self.invalidate(dst)
                 self.executor.copy(src, dst)
                 new = self.lineage.fork(self.net[src], self.step[src])
-                self.journal.write(
+                self.emit(
                     {
                         "ev": "copy",
                         "src": src,
@@ -295,19 +313,24 @@ class Run:
                 self.evaluating.add(cmd.evaluator)
                 self.since_ready[cmd.evaluator] = 0
                 self.counts["assign"] += 1
-                self.journal.write(
-                    {"ev": "assign", "evaluator": cmd.evaluator, "parent": cmd.parent, "target": cmd.target}
+                self.emit(
+                    {
+                        "ev": "assign",
+                        "evaluator": cmd.evaluator,
+                        "parent": cmd.parent,
+                        "target": cmd.target,
+                    }
                 )
             elif isinstance(cmd, Free):
                 self.evaluating.discard(cmd.evaluator)
                 self.invalidate(cmd.evaluator)
                 if cmd.reason == "stop":
                     self.counts["stop"] += 1
-                self.journal.write({"ev": "free", "evaluator": cmd.evaluator, "reason": cmd.reason})
+                self.emit({"ev": "free", "evaluator": cmd.evaluator, "reason": cmd.reason})
         checks = getattr(self.decider, "checks", None)
         if checks:
             for c in checks:
-                self.journal.write({"ev": "check", **c})
+                self.emit({"ev": "check", **c})
             checks.clear()
 
     def progress(self, step: int) -> None:
@@ -332,7 +355,9 @@ class Run:
         best = self.describe(self.best)
         replay = None
         if self.config.replay and best is not None:
-            replay = replay_schedule(self.spec, best["schedule"], self.replay_seed, self.config.eval_interval)
+            replay = replay_schedule(
+                self.spec, best["schedule"], self.replay_seed, self.config.eval_interval
+            )
         cfg = self.config
         return {
             "firepbt_version": __version__,
@@ -376,6 +401,14 @@ def run(
     executor: Executor | None = None,
     log: Logger | None = None,
     trainable_cls: type | None = None,
+    observers: list[Observer] | None = None,
 ) -> dict[str, Any]:
     """Run one experiment to the end and return its result (also written to ``out_dir``)."""
-    return Run(config, out_dir, executor=executor, log=log, trainable_cls=trainable_cls).execute()
+    return Run(
+        config,
+        out_dir,
+        executor=executor,
+        log=log,
+        trainable_cls=trainable_cls,
+        observers=observers,
+    ).execute()

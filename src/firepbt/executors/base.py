@@ -85,5 +85,13 @@ class Executor(ABC):
     def test(self, worker: int) -> float | None:
         """The held-out score of an idle worker's network (None if the trainable has no test)."""
 
+    @abstractmethod
+    def get_state(self, worker: int) -> Any:
+        """The state_dict of an idle worker's network (for checkpoints)."""
+
+    @abstractmethod
+    def set_state(self, worker: int, state: Any) -> None:
+        """Load ``state`` into an idle worker (resume, fault recovery)."""
+
     def close(self) -> None:
         """Release workers."""

@@ -28,7 +28,7 @@ class InProcessExecutor(Executor):
         self.queue.append(task)
 
     def wait(self, *, every: bool) -> list[TaskResult]:
-        out = []
+        out: list[TaskResult] = []
         while self.queue and (every or not out):
             task = self.queue.popleft()
             out.append(run_task(self.trainables[task.worker], task))
@@ -38,8 +38,13 @@ class InProcessExecutor(Executor):
         self.queue = deque(t for t in self.queue if t.worker != worker)
 
     def copy(self, src: int, dst: int) -> None:
-        state = copy.deepcopy(self.trainables[src].state_dict())
-        self.trainables[dst].load_state_dict(state)
+        self.set_state(dst, self.trainables[src].state_dict())
+
+    def get_state(self, worker: int) -> Any:
+        return copy.deepcopy(self.trainables[worker].state_dict())
+
+    def set_state(self, worker: int, state: Any) -> None:
+        self.trainables[worker].load_state_dict(copy.deepcopy(state))
 
     def test(self, worker: int) -> float | None:
         t = self.trainables[worker]
