@@ -23,7 +23,11 @@ EXIT_USAGE = 2
 
 def bundled_configs() -> dict[str, Path]:
     root = resources.files("firepbt") / "configs"
-    return {p.name.removesuffix(".toml"): Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
+    return {
+        p.name.removesuffix(".toml"): Path(str(p))
+        for p in root.iterdir()
+        if p.name.endswith(".toml")
+    }
 
 
 def resolve_config_path(name: str) -> Path:
@@ -80,7 +84,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"{run_dir} exists: showing the previous run (delete it to run again)")
         t0 = time.perf_counter()
         if not (run_dir / "result.json").exists():
-            print(f"running {name} ({config.algorithm.name}, {config.workers} workers) ...", flush=True)
+            print(
+                f"running {name} ({config.algorithm.name}, {config.workers} workers) ...",
+                flush=True,
+            )
             result = run(config, run_dir, log=None if args.quiet else _logger(False))
             print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
         else:
@@ -140,11 +147,15 @@ def cmd_configs(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="firepbt", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run an experiment from a TOML config (a path or a bundled name)")
+    r = sub.add_parser(
+        "run", help="run an experiment from a TOML config (a path or a bundled name)"
+    )
     r.add_argument("config")
     r.add_argument("--out", help="run directory (default runs/<config>-seed<N>)")
     r.add_argument("--seed", type=int)
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    r.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
+    )
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
     d = sub.add_parser("demo", help="FIRE PBT vs PBT vs random search on the bundled NQM benchmark")

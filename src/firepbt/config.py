@@ -67,7 +67,9 @@ class _Fields:
     def choice(self, key: str, options: tuple[str, ...], default: Any = _MISSING) -> str:
         value = self.get(key, str, default)
         if value not in options:
-            raise ConfigError(f"{self.name(key)}: must be one of {', '.join(options)}; got {value!r}")
+            raise ConfigError(
+                f"{self.name(key)}: must be one of {', '.join(options)}; got {value!r}"
+            )
         return str(value)
 
     def done(self) -> None:
@@ -191,7 +193,9 @@ class Config:
                 f"ready_interval: must be a multiple of eval_interval ({eval_interval}), got {ready_interval}"
             )
         if steps % eval_interval:
-            raise ConfigError(f"steps: must be a multiple of eval_interval ({eval_interval}), got {steps}")
+            raise ConfigError(
+                f"steps: must be a multiple of eval_interval ({eval_interval}), got {steps}"
+            )
         if isinstance(algorithm, FireSettings):
             need = max_significant_points(algorithm.p_stat)
             if algorithm.max_eval_steps // eval_interval < need:
@@ -230,7 +234,9 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
     name = f.choice("name", ("fire", "pbt", "random"))
     settings: AlgorithmSettings
     if name == "random":
-        settings = RandomSettings(population=f.positive_int("population", 16), schedule=_schedule(f, space))
+        settings = RandomSettings(
+            population=f.positive_int("population", 16), schedule=_schedule(f, space)
+        )
     elif name == "pbt":
         population = f.positive_int("population", 16)
         if population < 4:
@@ -288,7 +294,9 @@ def _schedule(f: _Fields, space: SearchSpace) -> RelativeSchedule | None:
     if not 0 <= warmup < 1:
         raise ConfigError(f"algorithm.schedule.warmup: must be in [0, 1), got {warmup}")
     if any(not isinstance(d, int | float) or not 0 < d < 1 for d in decays):
-        raise ConfigError(f"algorithm.schedule.decays: fractions in (0, 1) expected, got {decays!r}")
+        raise ConfigError(
+            f"algorithm.schedule.decays: fractions in (0, 1) expected, got {decays!r}"
+        )
     if not factor > 0:
         raise ConfigError(f"algorithm.schedule.factor: must be > 0, got {factor}")
     return RelativeSchedule(param, float(warmup), tuple(float(d) for d in decays), float(factor))

@@ -127,9 +127,7 @@ class Decider(ABC):
 
     def members(self, subpop: int | None = None) -> list[Worker]:
         return [
-            w
-            for w in self.workers
-            if w.role == "member" and (subpop is None or w.subpop == subpop)
+            w for w in self.workers if w.role == "member" and (subpop is None or w.subpop == subpop)
         ]
 
     def apply_copy(self, src: int, dst: int) -> None:

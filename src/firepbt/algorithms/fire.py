@@ -44,7 +44,9 @@ class FirePBT(PBT):
         mode: str = "sync",
         smooth: bool = True,
     ) -> None:
-        super().__init__(space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode)
+        super().__init__(
+            space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode
+        )
         for _ in range(evaluators):
             self.workers.append(Worker(id=len(self.workers), role="evaluator", subpop=0))
         self.steps = steps
@@ -66,11 +68,19 @@ class FirePBT(PBT):
         if subpop == 1:
             return super().fitness(subpop)
         phi = [w for w in self.members(subpop) if w.evaluator is not None]
-        curves = {w.id: self.floored(self.workers[w.evaluator].curve) for w in phi if w.evaluator is not None}
+        curves = {
+            w.id: self.floored(self.workers[w.evaluator].curve)
+            for w in phi
+            if w.evaluator is not None
+        }
         out: dict[int, float] = {}
         for j in curves:
             out[j] = float(
-                sum(best_score_diff(curves[j], curves[k], smooth=self.smooth) for k in curves if k != j)
+                sum(
+                    best_score_diff(curves[j], curves[k], smooth=self.smooth)
+                    for k in curves
+                    if k != j
+                )
             )
         return out
 
@@ -134,7 +144,9 @@ class FirePBT(PBT):
             for other in self.evaluators():
                 if other.target == tid:
                     self.free(other.id, "target_replaced", cmds)
-                elif other.parent == tid:  # target is itself a parent (n >= 3): its weights are gone
+                elif (
+                    other.parent == tid
+                ):  # target is itself a parent (n >= 3): its weights are gone
                     self.free(other.id, "parent_replaced", cmds)
         elif outcome == "stop":
             self.free(e.id, "stop", cmds)
