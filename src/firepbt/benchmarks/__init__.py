@@ -1,0 +1,1 @@
+"""Bundled benchmark trainables (see :mod:`firepbt.benchmarks.nqm`)."""
