@@ -3,3 +3,22 @@ from pathlib import Path
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _ray():
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_session(request):
+    """Starts one local Ray for the whole session, only for tests marked ``ray``."""
+    if request.node.get_closest_marker("ray"):
+        request.getfixturevalue("_ray")

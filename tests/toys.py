@@ -59,3 +59,44 @@ class NoEvaluate:
 
     def load_state_dict(self, state) -> None:
         pass
+
+
+class Sleepy(Climb):
+    """Climb that takes ``delay`` seconds per training call (so kills land mid-task)."""
+
+    def __init__(self, seed: int, delay: float = 0.005) -> None:
+        super().__init__(seed)
+        self.delay = delay
+
+    def train(self, steps: int, hparams: dict) -> None:
+        import time
+
+        time.sleep(self.delay)
+        super().train(steps, hparams)
+
+
+class DeviceProbe(Climb):
+    """Records the device it was given and the CUDA_VISIBLE_DEVICES it saw."""
+
+    def __init__(self, seed: int, device: str = "none") -> None:
+        import os
+
+        super().__init__(seed)
+        self.device = device
+        self.visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    def state_dict(self):
+        return {**super().state_dict(), "device": self.device, "visible": self.visible}
+
+
+class Suicidal(Climb):
+    """Kills its own process when lr > 0.3 (a segfault or OOM kill, as the executor sees it)."""
+
+    def train(self, steps: int, hparams: dict) -> None:
+        import multiprocessing
+        import os
+        import signal
+
+        if hparams["lr"] > 0.3 and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().train(steps, hparams)

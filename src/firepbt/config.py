@@ -118,6 +118,16 @@ class FireSettings:
 
 
 AlgorithmSettings = RandomSettings | PBTSettings | FireSettings
+EXECUTORS = ("inprocess", "processes", "ray")
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """The ``[ray]`` table: where Ray runs and what each worker actor reserves."""
+
+    address: str | None = None  # None: start a local Ray on loopback with the machine's CPUs
+    cpus: float = 1.0  # per worker actor
+    gpus: float = 0.0  # per worker actor
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,10 @@ class Config:
     mode: str = "sync"
     replay: bool = True
     executor: str = "inprocess"
+    slots: int | None = None  # workers training at once; None: CPU count, or one per device
+    devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
+    max_retries: int = 3  # re-runs of a task whose worker process or actor died
+    ray: RaySettings = field(default_factory=RaySettings)
     search_path: str | None = None  # prepended to sys.path to import the trainable
 
     @property
@@ -163,7 +177,11 @@ class Config:
             "mode": self.mode,
             "replay": self.replay,
             "executor": self.executor,
+            "devices": list(self.devices),
+            "max_retries": self.max_retries,
+            "ray": {k: v for k, v in asdict(self.ray).items() if v is not None},
             "args": dict(self.args),
+            **({} if self.slots is None else {"slots": self.slots}),
             "space": self.space.to_dict(),
             "algorithm": algo,
         }
@@ -180,7 +198,21 @@ class Config:
         ready_interval = f.positive_int("ready_interval", 2400)
         mode = f.choice("mode", ("sync", "async"), "sync")
         replay = f.get("replay", bool, True)
-        executor = f.choice("executor", ("inprocess",), "inprocess")
+        executor = f.choice("executor", EXECUTORS, "inprocess")
+        slots = f.positive_int("slots") if "slots" in f.table else None
+        devices = _devices(f)
+        max_retries = f.positive_int("max_retries", 3, minimum=0)
+        ray = _ray(f.get("ray", dict, {}))
+        if devices and executor != "processes":
+            raise ConfigError(
+                f"devices: only the processes executor pins slots to devices (executor is "
+                f"{executor!r}; for Ray use ray.gpus)"
+            )
+        if devices and slots is not None and slots > len(devices):
+            raise ConfigError(
+                f"slots: {slots} slots but devices names {len(devices)} "
+                f"({','.join(devices)}); at most one slot per device"
+            )
         args = f.get("args", dict, {})
         try:
             space = SearchSpace.from_dict(f.get("space", dict))
@@ -218,8 +250,45 @@ class Config:
             mode=mode,
             replay=replay,
             executor=executor,
+            slots=slots,
+            devices=devices,
+            max_retries=max_retries,
+            ray=ray,
             search_path=search_path,
         )
+
+
+def _devices(f: _Fields) -> tuple[str, ...]:
+    """``devices``: a GPU count (``2`` → cuda:0, cuda:1), ``"cuda:0,cuda:1"`` or a list."""
+    value = f.get("devices", (int, str, list), None)
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"devices: a GPU count must be >= 0, got {value}")
+        return tuple(f"cuda:{i}" for i in range(value))
+    items = value.split(",") if isinstance(value, str) else value
+    if any(not isinstance(d, str) or not d.strip() for d in items):
+        raise ConfigError(f"devices: expected names such as 'cuda:0,cuda:1', got {value!r}")
+    names = tuple(d.strip() for d in items)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"devices: each device may appear once, got {value!r}")
+    return names
+
+
+def _ray(table: Any) -> RaySettings:
+    f = _Fields(table, "ray")
+    address = f.get("address", str, None)
+    cpus = f.get("cpus", float, 1.0)
+    gpus = f.get("gpus", float, 0.0)
+    f.done()
+    if cpus < 0:
+        raise ConfigError(f"ray.cpus: must be >= 0, got {cpus}")
+    if gpus < 0:
+        raise ConfigError(f"ray.gpus: must be >= 0, got {gpus}")
+    if address is not None and not address.strip():
+        raise ConfigError("ray.address: must not be empty (leave it out for a local Ray)")
+    return RaySettings(address=address, cpus=float(cpus), gpus=float(gpus))
 
 
 def _truncation(f: _Fields) -> float:

@@ -24,8 +24,8 @@ from firepbt.algorithms.pbt import PBT
 from firepbt.algorithms.random_search import RandomSearch
 from firepbt.config import Config, FireSettings, PBTSettings, RandomSettings
 from firepbt.errors import ConfigError
+from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task, TaskResult
-from firepbt.executors.inprocess import InProcessExecutor
 from firepbt.journal import EVENTS_FILE, Journal
 from firepbt.lineage import Lineage
 from firepbt.trainable import TrainableSpec
@@ -96,7 +96,7 @@ class Run:
         self.out = Path(out_dir)
         self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
         self.spec.resolve()  # an unimportable trainable fails here, before anything is written
-        self.executor = executor or InProcessExecutor()
+        self.executor = executor or make_executor(config)
         self.log = log or (lambda msg: None)
         self.sign = 1.0 if config.direction == "max" else -1.0
         rng, self.worker_seeds, self.replay_seed = seeds_for(config.seed, config.workers)
@@ -120,8 +120,13 @@ class Run:
     def execute(self) -> dict[str, Any]:
         if (self.out / EVENTS_FILE).exists():
             raise ConfigError(f"--out: {self.out} already holds a run; choose another directory")
-        self.out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
+        try:  # workers that cannot start fail here, before the run directory is touched
+            self.executor.start(self.spec, self.worker_seeds)
+        except BaseException:
+            self.executor.close()
+            raise
+        self.out.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.out / EVENTS_FILE)
         self.emit(
             {
@@ -134,7 +139,6 @@ class Run:
             }
         )
         try:
-            self.executor.start(self.spec, self.worker_seeds)
             self.apply(self.decider.start())
             if self.config.mode == "sync":
                 self.loop_sync()
@@ -223,6 +227,8 @@ class Run:
     def handle(self, r: TaskResult) -> bool:
         """Record a task's result; False when it is stale."""
         w = r.worker
+        for fault in r.faults:  # a worker process or actor died (executors/pool.py)
+            self.emit({"ev": "fault", **fault})
         if r.token != self.token[w]:
             return False
         assert self.journal is not None

@@ -1,6 +1,38 @@
-"""Executors: where trainables run (in-process; processes and Ray build on the same base)."""
+"""Executors: where trainables run (in-process, worker processes, Ray actors)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from firepbt.executors.base import Executor, Task, TaskResult
 from firepbt.executors.inprocess import InProcessExecutor
+from firepbt.executors.processes import ProcessExecutor
 
-__all__ = ["Executor", "InProcessExecutor", "Task", "TaskResult"]
+if TYPE_CHECKING:
+    from firepbt.config import Config
+
+__all__ = [
+    "Executor",
+    "InProcessExecutor",
+    "ProcessExecutor",
+    "Task",
+    "TaskResult",
+    "make_executor",
+]
+
+
+def make_executor(config: Config) -> Executor:
+    """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``)."""
+    if config.executor == "processes":
+        return ProcessExecutor(config.slots, devices=config.devices, max_retries=config.max_retries)
+    if config.executor == "ray":
+        from firepbt.executors.ray import RayExecutor  # ray is an optional dependency
+
+        return RayExecutor(
+            config.slots,
+            address=config.ray.address,
+            cpus=config.ray.cpus,
+            gpus=config.ray.gpus,
+            max_retries=config.max_retries,
+        )
+    return InProcessExecutor()

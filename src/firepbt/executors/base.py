@@ -38,6 +38,9 @@ class TaskResult:
     score: float  # NaN when the network diverged (non-finite, or train/evaluate raised)
     error: str | None = None
     seconds: float = 0.0
+    # what went wrong in the executor since the last result (a worker process died, ...);
+    # the loop journals each as a "fault" event, whether or not the result is stale
+    faults: tuple[dict[str, Any], ...] = ()
 
 
 def run_task(trainable: Any, task: Task) -> TaskResult:

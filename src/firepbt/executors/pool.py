@@ -1,0 +1,269 @@
+"""What the process and Ray executors share: slots, a task queue, states kept by reference.
+
+A *slot* is one long-lived trainer (a process, a Ray actor) holding one trainable, which
+it reuses for whichever worker it runs next (``load_state_dict``, not a rebuild). The
+pool keeps, for every worker, a reference to the state its network held after its last
+finished task (a file, an object-store entry). That gives, with no extra traffic:
+
+- ``copy(src, dst)``: ``dst`` now points at ``src``'s reference (no bytes move);
+- ``get_state`` / ``set_state``: read or replace the reference;
+- fault recovery: a slot that dies is respawned and the task re-run from the worker's
+  reference, at most ``max_retries`` times; then it fails (NaN score, an error), the
+  decider treats the network as diverged and exploit replaces it.
+
+A *generation* per worker, bumped by ``cancel``/``copy``/``set_state``, marks a task
+started before the change: its result is returned (the loop drops it by token) but the
+state it produced is discarded, as the in-process executor would never have run it.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from firepbt.executors.base import Executor, Task, TaskResult
+from firepbt.trainable import TrainableSpec
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A stored state: ``key`` is unique for the pool's life, ``handle`` the transport's."""
+
+    key: int
+    handle: Any
+
+
+@dataclass
+class Job:
+    task: Task
+    gen: int
+    attempts: int = 0
+    ref_in: Ref | None = None
+
+
+@dataclass(frozen=True)
+class Dead:
+    """A slot's process or actor is gone."""
+
+    reason: str
+
+
+@dataclass
+class _Refs:
+    counts: dict[int, int] = field(default_factory=dict)
+    by_key: dict[int, Ref] = field(default_factory=dict)
+
+
+class SlotPool(Executor):
+    """The scheduling, state-keeping and retry logic; subclasses move messages."""
+
+    def __init__(self, slots: int, *, max_retries: int = 3) -> None:
+        self.n_slots = slots
+        self.max_retries = max_retries
+        self.refs: list[Ref] = []
+        self.gen: list[int] = []
+        self.queue: deque[Job] = deque()
+        self.running: dict[int, Job] = {}
+        self.faults: list[dict[str, Any]] = []
+        self._counts = _Refs()
+        self._parked: list[TaskResult] = []  # results that arrived while a test waited
+        self.has_test = False
+
+    # -- what a transport provides ---------------------------------------------------
+
+    @abstractmethod
+    def launch(self, slot: int) -> None:
+        """Start (or restart) a slot and load the trainable's class there (ConfigError)."""
+
+    def launch_all(self) -> None:
+        """Start every slot (transports that can start them in parallel override this)."""
+        for s in range(self.n_slots):
+            self.launch(s)
+
+    @abstractmethod
+    def build(self, assignments: dict[int, list[tuple[int, int]]]) -> dict[int, Ref]:
+        """Slot -> [(worker, seed)]: build fresh trainables, return each worker's state."""
+
+    @abstractmethod
+    def dispatch(self, slot: int, job: Job) -> None:
+        """Start ``job`` on an idle slot (asynchronously)."""
+
+    @abstractmethod
+    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None] | Dead]]:
+        """Finished jobs of running slots (ref None: no new state), and dead slots."""
+
+    @abstractmethod
+    def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
+        """Load ``ref`` into an idle slot and return its test score (None: test raised)."""
+
+    @abstractmethod
+    def put(self, state: Any) -> Ref: ...
+
+    @abstractmethod
+    def get(self, ref: Ref) -> Any: ...
+
+    @abstractmethod
+    def drop(self, ref: Ref) -> None:
+        """Free a state nobody points at any more."""
+
+    # -- reference counting ----------------------------------------------------------
+
+    def _hold(self, ref: Ref) -> Ref:
+        self._counts.counts[ref.key] = self._counts.counts.get(ref.key, 0) + 1
+        self._counts.by_key[ref.key] = ref
+        return ref
+
+    def _release(self, ref: Ref | None) -> None:
+        if ref is None:
+            return
+        n = self._counts.counts[ref.key] - 1
+        if n:
+            self._counts.counts[ref.key] = n
+        else:
+            del self._counts.counts[ref.key]
+            self.drop(self._counts.by_key.pop(ref.key))
+
+    def _point(self, worker: int, ref: Ref) -> None:
+        old = self.refs[worker]
+        self.refs[worker] = self._hold(ref)
+        self._release(old)
+
+    # -- the Executor interface ------------------------------------------------------
+
+    def start(self, spec: TrainableSpec, seeds: Sequence[int]) -> None:
+        self.has_test = spec.has_test
+        self.n_slots = max(1, min(self.n_slots, len(seeds)))
+        self.launch_all()
+        plan: dict[int, list[tuple[int, int]]] = {s: [] for s in range(self.n_slots)}
+        for w, seed in enumerate(seeds):
+            plan[w % self.n_slots].append((w, seed))
+        built = self.build(plan)
+        self.refs = [self._hold(built[w]) for w in range(len(seeds))]
+        self.gen = [0] * len(seeds)
+
+    def submit(self, task: Task) -> None:
+        self.queue.append(Job(task, self.gen[task.worker]))
+        self._dispatch_free()
+
+    def cancel(self, worker: int) -> None:
+        self.queue = deque(j for j in self.queue if j.task.worker != worker)
+        self.gen[worker] += 1
+
+    def copy(self, src: int, dst: int) -> None:
+        self.gen[dst] += 1
+        self._point(dst, self.refs[src])
+
+    def get_state(self, worker: int) -> Any:
+        return self.get(self.refs[worker])
+
+    def set_state(self, worker: int, state: Any) -> None:
+        self.gen[worker] += 1
+        self._point(worker, self.put(state))
+
+    def test(self, worker: int) -> float | None:
+        if not self.has_test:
+            return None
+        for _attempt in range(self.max_retries + 1):
+            slot = self._idle_slot()
+            out = self.run_test(slot, self.refs[worker])
+            if not isinstance(out, Dead):
+                return out
+            self._respawn(slot, None, out)
+        return None
+
+    def wait(self, *, every: bool) -> list[TaskResult]:
+        out, self._parked = self._parked, []
+        while (self.queue or self.running) and (every or not out):
+            self._dispatch_free()
+            for slot, outcome in self.poll(block=True):
+                result = self._finish(slot, outcome)
+                if result is not None:
+                    out.append(result)
+        self._dispatch_free()
+        if out and self.faults:
+            out[0] = _with_faults(out[0], self.faults)
+            self.faults = []
+        return out
+
+    # -- scheduling ------------------------------------------------------------------
+
+    def _busy_workers(self) -> set[int]:
+        return {j.task.worker for j in self.running.values() if j.gen == self.gen[j.task.worker]}
+
+    def _dispatch_free(self) -> None:
+        """A free slot takes the oldest queued task whose worker is not already training."""
+        free = [s for s in range(self.n_slots) if s not in self.running]
+        if not free or not self.queue:
+            return
+        busy = self._busy_workers()
+        kept: deque[Job] = deque()
+        while self.queue:
+            job = self.queue.popleft()
+            w = job.task.worker
+            if not free or w in busy:
+                kept.append(job)
+                continue
+            slot = free.pop(0)
+            job.ref_in = self._hold(self.refs[w])
+            self.running[slot] = job
+            busy.add(w)
+            self.dispatch(slot, job)
+        self.queue = kept
+
+    def _idle_slot(self) -> int:
+        while True:
+            for s in range(self.n_slots):
+                if s not in self.running:
+                    return s
+            for slot, outcome in self.poll(block=True):
+                result = self._finish(slot, outcome)
+                if result is not None:
+                    self._parked.append(result)
+
+    def _finish(
+        self, slot: int, outcome: tuple[TaskResult, Ref | None] | Dead
+    ) -> TaskResult | None:
+        job = self.running.pop(slot, None)
+        if isinstance(outcome, Dead):
+            return self._respawn(slot, job, outcome)
+        assert job is not None
+        result, ref_out = outcome
+        self._release(job.ref_in)
+        w = job.task.worker
+        if ref_out is not None and job.gen == self.gen[w]:
+            self._point(w, ref_out)
+        elif ref_out is not None:
+            self.drop(ref_out)
+        return result
+
+    def _respawn(self, slot: int, job: Job | None, dead: Dead) -> TaskResult | None:
+        """Restart a dead slot; re-run its task from the worker's last good state."""
+        self.launch(slot)
+        fault: dict[str, Any] = {"slot": slot, "reason": dead.reason}
+        if job is None:
+            self.faults.append({**fault, "worker": None, "action": "respawn"})
+            return None
+        self._release(job.ref_in)
+        job.ref_in = None
+        w = job.task.worker
+        job.attempts += 1
+        fault.update(worker=w, token=job.task.token, attempt=job.attempts)
+        t = job.task
+        if job.gen != self.gen[w]:  # a stale result: the loop journals its fault, drops it
+            self.faults.append({**fault, "action": "dropped (stale)"})
+            return TaskResult(t.worker, t.token, t.steps, t.hparams, math.nan, dead.reason)
+        if job.attempts <= self.max_retries:
+            self.faults.append({**fault, "action": "retry"})
+            self.queue.appendleft(job)
+            return None
+        self.faults.append({**fault, "action": "failed"})
+        error = f"worker died {job.attempts} times ({dead.reason}); gave up"
+        return TaskResult(t.worker, t.token, t.steps, t.hparams, math.nan, error)
+
+
+def _with_faults(result: TaskResult, faults: list[dict[str, Any]]) -> TaskResult:
+    return replace(result, faults=(*result.faults, *faults))

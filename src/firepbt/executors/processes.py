@@ -1,0 +1,330 @@
+"""The process executor: one long-lived worker process per slot, on one machine.
+
+Each slot process imports the trainable's class once, builds one trainable and reuses
+it for whichever worker it runs next (``load_state_dict`` when the state it holds is not
+the one asked for). States travel as pickle files in a private temporary directory
+(``$TMPDIR``, default ``/tmp``): the slot that trained a network writes its state, the
+slot that runs it next reads it, and the controller only passes file names, so a copy
+between workers moves no bytes at all. Slots pinned to devices get
+``CUDA_VISIBLE_DEVICES`` set before anything is imported, and the trainable receives
+the device as it is seen inside its process (``device="cuda:0"``) if its ``__init__``
+accepts a ``device`` argument.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import multiprocessing as mp
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from firepbt.errors import ConfigError
+from firepbt.executors.base import TaskResult, run_task
+from firepbt.executors.pool import Dead, Job, Ref, SlotPool
+from firepbt.trainable import TrainableSpec
+
+START_TIMEOUT_S = 120.0
+RESPAWN_TRIES = 5
+
+
+class _Died(ConfigError):
+    """A slot process died while starting."""
+
+
+def _save(state: Any, path: str) -> None:
+    tmp = path + ".part"
+    with open(tmp, "wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def _load(path: str) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _visible(device: str | None) -> tuple[str | None, dict[str, str]]:
+    """The device name inside the slot's process, and the environment that pins it."""
+    if device and device.startswith("cuda:"):
+        return "cuda:0", {"CUDA_VISIBLE_DEVICES": device.split(":", 1)[1]}
+    return device, {}
+
+
+def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None:
+    """A slot process: answers ("init" | "build" | "run" | "test" | "stop", ...) messages."""
+    local_device, env = _visible(device)
+    os.environ.update(env)  # before the trainable (and torch) are imported
+    for p in reversed(sys_path):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    spec: TrainableSpec | None = None
+    kwargs: dict[str, Any] = {}
+    net: Any = None
+    held: str | None = None  # the state file ``net`` currently holds
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        op = msg[0]
+        try:
+            if op == "stop":
+                return
+            if op == "init":
+                spec = msg[1]
+                cls = spec.resolve()
+                kwargs = dict(spec.args)
+                if local_device is not None and _accepts(cls, "device"):
+                    kwargs["device"] = local_device
+                conn.send(("ok", None))
+            elif op == "build":
+                assert spec is not None
+                for seed, path in msg[1]:
+                    net = spec.resolve()(seed=seed, **kwargs)
+                    _save(net.state_dict(), path)
+                    held = path
+                conn.send(("ok", None))
+            elif op == "run":
+                task, path_in, path_out = msg[1], msg[2], msg[3]
+                if net is None:
+                    assert spec is not None
+                    net = spec.resolve()(seed=0, **kwargs)
+                if held != path_in:
+                    held = None
+                    net.load_state_dict(_load(path_in))
+                    held = path_in
+                result = run_task(net, task)
+                held = None
+                _save(net.state_dict(), path_out)
+                held = path_out
+                conn.send(("ok", result))
+            elif op == "test":
+                path_in = msg[1]
+                if held != path_in:
+                    held = None
+                    net.load_state_dict(_load(path_in))
+                    held = path_in
+                conn.send(("ok", float(net.test())))
+        except Exception as exc:
+            conn.send(("err", "".join(traceback.format_exception_only(type(exc), exc)).strip()))
+
+
+def _accepts(cls: type, name: str) -> bool:
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+class ProcessExecutor(SlotPool):
+    """``slots`` worker processes (spawned), optionally one per device."""
+
+    def __init__(
+        self,
+        slots: int | None = None,
+        *,
+        devices: Sequence[str] = (),
+        max_retries: int = 3,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        devices = tuple(devices)
+        if slots is None:
+            slots = len(devices) or os.cpu_count() or 1
+        if devices and slots > len(devices):
+            raise ConfigError(
+                f"slots: {slots} slots but devices names {len(devices)}; at most one per device"
+            )
+        super().__init__(slots, max_retries=max_retries)
+        self.devices = devices
+        self.state_dir = state_dir
+        self.ctx = mp.get_context("spawn")
+        self.procs: dict[int, Any] = {}
+        self.conns: dict[int, Connection] = {}
+        self.outs: dict[int, Ref] = {}  # the state file each running slot will write
+        self.keys = itertools.count()
+        self.dir: Path | None = None
+        self.spec: TrainableSpec | None = None
+
+    def pids(self) -> list[int]:
+        """The slot processes' ids (for monitoring; the fault tests kill them)."""
+        return [p.pid for p in self.procs.values()]
+
+    # -- transport ----------------------------------------------------------------------
+
+    def start(self, spec: TrainableSpec, seeds: Sequence[int]) -> None:
+        self.spec = spec
+        parent = str(self.state_dir) if self.state_dir else None
+        self.dir = Path(tempfile.mkdtemp(prefix="firepbt-states-", dir=parent))
+        super().start(spec, seeds)
+
+    def launch(self, slot: int) -> None:
+        for attempt in range(RESPAWN_TRIES):  # a respawned process may itself be killed
+            self._spawn(slot)
+            try:
+                self._request_reply(slot, "loading the trainable")
+                return
+            except _Died:
+                if attempt == RESPAWN_TRIES - 1:
+                    raise
+
+    def launch_all(self) -> None:
+        for slot in range(self.n_slots):
+            self._spawn(slot)
+        for slot in range(self.n_slots):
+            self._request_reply(slot, "loading the trainable")
+
+    def _spawn(self, slot: int) -> None:
+        old = self.procs.pop(slot, None)
+        if old is not None:
+            old.kill()
+            old.join()
+            self.conns.pop(slot).close()
+        device = self.devices[slot] if self.devices else None
+        ours, theirs = self.ctx.Pipe()
+        proc = self.ctx.Process(
+            target=slot_main, args=(theirs, device, list(sys.path)), daemon=True
+        )
+        proc.start()
+        theirs.close()
+        self.procs[slot], self.conns[slot] = proc, ours
+        ours.send(("init", self.spec))
+
+    def build(self, assignments: dict[int, list[tuple[int, int]]]) -> dict[int, Ref]:
+        refs: dict[int, Ref] = {}
+        plans: dict[int, list[tuple[int, str]]] = {}
+        for slot, pairs in assignments.items():
+            plans[slot] = []
+            for w, seed in pairs:
+                refs[w] = self._new_ref()
+                plans[slot].append((seed, refs[w].handle))
+        for slot in assignments:  # build in parallel, then collect
+            self.conns[slot].send(("build", plans[slot]))
+        for slot in assignments:
+            self._request_reply(slot, "building the initial networks")
+        return refs
+
+    def _request_reply(self, slot: int, what: str) -> Any:
+        """The answer of a slot that must not fail (start-up): ConfigError otherwise."""
+        conn = self.conns[slot]
+        try:
+            if not conn.poll(START_TIMEOUT_S):
+                raise ConfigError(f"executor: worker process {slot} did not answer while {what}")
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            self.procs[slot].join(timeout=5)
+            code = self.procs[slot].exitcode
+            raise _Died(
+                f"executor: worker process {slot} died while {what} (exit code {code})"
+            ) from None
+        if status != "ok":
+            raise ConfigError(f"trainable: in worker process {slot}, {what} failed: {payload}")
+        return payload
+
+    def _new_ref(self) -> Ref:
+        assert self.dir is not None
+        key = next(self.keys)
+        return Ref(key, str(self.dir / f"{key}.pkl"))
+
+    def dispatch(self, slot: int, job: Job) -> None:
+        assert job.ref_in is not None
+        out = self._new_ref()
+        self.outs[slot] = out
+        try:
+            self.conns[slot].send(("run", job.task, job.ref_in.handle, out.handle))
+        except (BrokenPipeError, OSError):
+            pass  # the slot is dead: poll() sees its sentinel
+
+    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None] | Dead]]:
+        by_conn = {self.conns[s]: s for s in self.running}
+        by_sentinel = {p.sentinel: s for s, p in self.procs.items()}
+        ready = wait([*by_conn, *by_sentinel], timeout=None if block else 0)
+        out: list[tuple[int, tuple[TaskResult, Ref | None] | Dead]] = []
+        seen: set[int] = set()
+        for obj in ready:
+            slot = by_conn.get(obj)  # type: ignore[call-overload]
+            if slot is None:
+                slot = by_sentinel[obj]  # type: ignore[index]
+            if slot in seen:
+                continue
+            seen.add(slot)
+            conn = self.conns[slot]
+            reply = None
+            try:
+                if slot in self.running and conn.poll():
+                    reply = conn.recv()
+            except (EOFError, OSError):
+                reply = None
+            if reply is None:
+                if self.procs[slot].is_alive() and slot in self.running:
+                    continue
+                proc = self.procs[slot]
+                proc.join(timeout=5)
+                out.append((slot, Dead(f"exit code {proc.exitcode}")))
+                continue
+            status, payload = reply
+            ref = self.outs.pop(slot)
+            if status == "ok":
+                out.append((slot, (payload, ref)))
+            else:  # loading or saving the state failed: the network is lost, as diverged
+                job = self.running[slot]
+                t = job.task
+                fail = TaskResult(t.worker, t.token, t.steps, t.hparams, float("nan"), payload)
+                self._unlink(ref)
+                out.append((slot, (fail, None)))
+        return out
+
+    def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
+        conn = self.conns[slot]
+        try:
+            conn.send(("test", ref.handle))
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            self.procs[slot].join(timeout=5)
+            return Dead(f"exit code {self.procs[slot].exitcode}")
+        return float(payload) if status == "ok" else None
+
+    def put(self, state: Any) -> Ref:
+        ref = self._new_ref()
+        _save(state, ref.handle)
+        return ref
+
+    def get(self, ref: Ref) -> Any:
+        return _load(ref.handle)
+
+    def drop(self, ref: Ref) -> None:
+        self._unlink(ref)
+
+    @staticmethod
+    def _unlink(ref: Ref) -> None:
+        try:
+            os.unlink(ref.handle)
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        for slot in self.procs:
+            try:
+                self.conns[slot].send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        for slot, proc in self.procs.items():
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            self.conns[slot].close()
+        self.procs.clear()
+        self.conns.clear()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None

@@ -1,0 +1,222 @@
+"""One conformance suite for every executor, faults (real SIGKILLs) and bad input.
+
+Every executor must give, in synchronous mode, the same run as the in-process one:
+the same journal and result, byte for byte (the toy trainables are deterministic and
+their state_dict holds everything train depends on).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firepbt.config import Config
+from firepbt.errors import ConfigError
+from firepbt.executors import InProcessExecutor, ProcessExecutor, Task
+from firepbt.journal import read_events
+from firepbt.runner import run
+from firepbt.trainable import TrainableSpec
+
+BASE = {
+    "trainable": "toys:Climb",
+    "direction": "max",
+    "seed": 3,
+    "steps": 300,
+    "eval_interval": 10,
+    "ready_interval": 50,
+    "space": {"lr": {"kind": "log_uniform", "low": 0.001, "high": 1.0}},
+}
+ALGOS = {
+    "pbt": {"name": "pbt", "population": 6},
+    "fire": {
+        "name": "fire",
+        "subpopulations": 2,
+        "subpopulation_size": 4,
+        "evaluators": 3,
+        "max_eval_steps": 100,
+        "smooth": False,
+    },
+}
+
+
+def config(algo: str = "fire", **kw) -> Config:
+    return Config.from_dict(dict(BASE, algorithm=ALGOS[algo], **kw))
+
+
+def make(kind: str, slots: int = 2, **kw):
+    if kind == "inprocess":
+        return InProcessExecutor()
+    if kind == "processes":
+        return ProcessExecutor(slots, **kw)
+    from firepbt.executors.ray import RayExecutor
+
+    return RayExecutor(slots, **kw)
+
+
+EXECUTORS = ["processes", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+def check_accounting(out: Path, steps: int) -> dict[int, int]:
+    """Per worker, results are contiguous on the network it holds; members reach ``steps``."""
+    events = list(read_events(out / "events.jsonl"))
+    start = next(e for e in events if e["ev"] == "start")
+    at = [0] * start["workers"]
+    for e in events:
+        if e["ev"] == "copy":
+            at[e["dst"]] = e["step"]
+        elif e["ev"] == "result":
+            w = e["worker"]
+            assert e["start"] == at[w], f"worker {w}: a step lost or counted twice at {e}"
+            at[w] = e["step"]
+    for w, (role, _) in enumerate(start["roles"]):
+        if role == "member":
+            assert at[w] == steps, f"member {w} ended at step {at[w]}, not {steps}"
+    return {w: s for w, s in enumerate(at)}
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_sync_runs_equal_the_in_process_run(tmp_path, kind, algo, ray_session):
+    cfg = config(algo)
+    run(cfg, tmp_path / "ref")
+    run(cfg, tmp_path / "other", executor=make(kind, slots=3))
+    for name in ("result.json", "events.jsonl"):
+        assert (tmp_path / "ref" / name).read_bytes() == (tmp_path / "other" / name).read_bytes()
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_async_run_brings_every_member_to_the_budget(tmp_path, kind, ray_session):
+    result = run(config("fire", mode="async"), tmp_path / "a", executor=make(kind))
+    check_accounting(tmp_path / "a", 300)
+    assert result["best"]["score"] > 0.9
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_a_trainable_that_raises_is_diverged_not_fatal(tmp_path, kind, ray_session):
+    cfg = config("pbt", trainable="toys:Flaky")
+    run(cfg, tmp_path / "ref")
+    run(cfg, tmp_path / "other", executor=make(kind))
+    assert (tmp_path / "ref/result.json").read_bytes() == (
+        tmp_path / "other/result.json"
+    ).read_bytes()
+
+
+def test_executor_config_key_selects_the_process_executor(tmp_path):
+    a = run(config("pbt"), tmp_path / "a")
+    b = run(config("pbt", executor="processes", slots=2), tmp_path / "b")
+    assert a["best"] == b["best"] and a["counts"] == b["counts"]
+    assert b["config"]["executor"] == "processes"
+
+
+def test_copy_moves_the_state_of_the_last_finished_task():
+    ex = ProcessExecutor(2)
+    ex.start(TrainableSpec("toys:Climb"), [1, 2, 3])
+    try:
+        ex.submit(Task(0, 0, 10, {"lr": 0.5}))
+        ex.wait(every=True)
+        trained = ex.get_state(0)
+        assert trained["x"] > 0 and ex.get_state(1)["x"] == 0
+        ex.copy(0, 2)
+        assert ex.get_state(2) == trained
+        ex.set_state(1, trained)
+        ex.submit(Task(1, 0, 10, {"lr": 0.5}))
+        ex.submit(Task(2, 0, 10, {"lr": 0.5}))
+        r1, r2 = sorted(ex.wait(every=True), key=lambda r: r.worker)
+        assert r1.score == r2.score and ex.test(1) == r1.score
+    finally:
+        ex.close()
+
+
+class Killer:
+    """Kills a random slot process (SIGKILL) at random moments, seeded."""
+
+    def __init__(self, executor: ProcessExecutor, seed: int, kills: int, every: float) -> None:
+        self.ex, self.kills, self.every = executor, kills, every
+        self.rng = np.random.default_rng(seed)
+        self.done = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self) -> None:
+        while self.done < self.kills and not self.stop.wait(self.rng.uniform(0, self.every)):
+            pids = self.ex.pids()
+            if pids:
+                try:
+                    os.kill(pids[int(self.rng.integers(len(pids)))], signal.SIGKILL)
+                    self.done += 1
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_killed_worker_processes_do_not_lose_or_double_count_steps(tmp_path, mode):
+    cfg = config("fire", mode=mode, trainable="toys:Sleepy", args={"delay": 0.003})
+    ex = ProcessExecutor(2, max_retries=50)
+    killer = Killer(ex, seed=7, kills=6, every=0.6)
+    started = ex.start
+
+    def start(spec, seeds):
+        started(spec, seeds)
+        killer.thread.start()
+
+    ex.start = start  # type: ignore[method-assign]
+    try:
+        result = run(cfg, tmp_path / "k", executor=ex)
+    finally:
+        killer.stop.set()
+    assert killer.done >= 3
+    check_accounting(tmp_path / "k", 300)
+    faults = [e for e in read_events(tmp_path / "k/events.jsonl") if e["ev"] == "fault"]
+    assert faults and all(f["reason"].startswith("exit code -9") for f in faults)
+    assert result["best"]["score"] > 0.9
+    if mode == "sync":  # retries re-run from the last good state: nothing changes
+        run(config("fire", mode=mode), tmp_path / "ref")
+        assert result["best"] == run(config("fire"), tmp_path / "ref2")["best"]
+
+
+def test_a_task_that_keeps_killing_its_worker_fails_and_is_replaced(tmp_path):
+    cfg = config("pbt", trainable="toys:Suicidal", max_retries=1)
+    result = run(cfg, tmp_path / "s", executor=ProcessExecutor(2, max_retries=1))
+    events = list(read_events(tmp_path / "s/events.jsonl"))
+    failed = [e for e in events if e["ev"] == "fault" and e["action"] == "failed"]
+    assert failed
+    errors = [e for e in events if e["ev"] == "result" and "died" in e.get("error", "")]
+    assert errors and all(e["score"] is None for e in errors)
+    check_accounting(tmp_path / "s", 300)
+    assert result["counts"]["diverged"] >= 1
+
+
+def test_devices_pin_slots_and_reach_the_trainable():
+    ex = ProcessExecutor(2, devices=["cuda:1", "cpu"])
+    ex.start(TrainableSpec("toys:DeviceProbe"), [0, 1])
+    try:
+        s0, s1 = ex.get_state(0), ex.get_state(1)
+    finally:
+        ex.close()
+    assert (s0["device"], s0["visible"]) == ("cuda:0", "1")
+    assert s1["device"] == "cpu"
+
+
+def test_more_slots_than_devices_is_refused():
+    with pytest.raises(ConfigError, match="slots: 3 slots but devices names 2"):
+        config(executor="processes", slots=3, devices="cuda:0,cuda:1")
+    with pytest.raises(ConfigError, match="slots"):
+        ProcessExecutor(3, devices=["cuda:0"])
+    assert config(executor="processes", devices=2).devices == ("cuda:0", "cuda:1")
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_a_trainable_the_worker_cannot_import_fails_before_training(
+    tmp_path, monkeypatch, kind, ray_session
+):
+    monkeypatch.setenv("TOYS_CONTROLLER_PID", str(os.getpid()))
+    cfg = config("pbt", trainable="toys_controller_only:Climb")
+    with pytest.raises(ConfigError, match="only imports in the controller"):
+        run(cfg, tmp_path / "x", executor=make(kind))
+    assert not (tmp_path / "x").exists()  # nothing written: the directory can be reused
+    run(config("pbt"), tmp_path / "x")
