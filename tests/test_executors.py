@@ -132,11 +132,22 @@ def test_copy_moves_the_state_of_the_last_finished_task():
         ex.close()
 
 
-class Killer:
-    """Kills a random slot process (SIGKILL) at random moments, seeded."""
+def sigkill_a_slot(ex, rng) -> None:
+    pids = ex.pids()
+    os.kill(pids[int(rng.integers(len(pids)))], signal.SIGKILL)
 
-    def __init__(self, executor: ProcessExecutor, seed: int, kills: int, every: float) -> None:
-        self.ex, self.kills, self.every = executor, kills, every
+
+def kill_an_actor(ex, rng) -> None:
+    import ray
+
+    ray.kill(ex.actors[int(rng.integers(len(ex.actors)))], no_restart=True)
+
+
+class Killer:
+    """Kills a random slot (SIGKILL a process, or a Ray actor) at random moments, seeded."""
+
+    def __init__(self, executor, seed: int, kills: int, every: float, how=sigkill_a_slot) -> None:
+        self.ex, self.kills, self.every, self.how = executor, kills, every, how
         self.rng = np.random.default_rng(seed)
         self.done = 0
         self.stop = threading.Event()
@@ -144,13 +155,11 @@ class Killer:
 
     def loop(self) -> None:
         while self.done < self.kills and not self.stop.wait(self.rng.uniform(0, self.every)):
-            pids = self.ex.pids()
-            if pids:
-                try:
-                    os.kill(pids[int(self.rng.integers(len(pids)))], signal.SIGKILL)
-                    self.done += 1
-                except ProcessLookupError:
-                    pass
+            try:
+                self.how(self.ex, self.rng)
+                self.done += 1
+            except (ProcessLookupError, KeyError, ValueError):
+                pass  # the slot is being replaced right now
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -220,3 +229,34 @@ def test_a_trainable_the_worker_cannot_import_fails_before_training(
         run(cfg, tmp_path / "x", executor=make(kind))
     assert not (tmp_path / "x").exists()  # nothing written: the directory can be reused
     run(config("pbt"), tmp_path / "x")
+
+
+@pytest.mark.ray
+def test_lost_ray_actors_are_replaced_and_no_step_is_lost(tmp_path, ray_session):
+    cfg = config("fire", mode="async", trainable="toys:Sleepy", args={"delay": 0.003})
+    ex = make("ray", max_retries=50)
+    killer = Killer(ex, seed=11, kills=3, every=1.5, how=kill_an_actor)
+    started = ex.start
+
+    def start(spec, seeds):
+        started(spec, seeds)
+        killer.thread.start()
+
+    ex.start = start  # type: ignore[method-assign]
+    try:
+        result = run(cfg, tmp_path / "k", executor=ex)
+    finally:
+        killer.stop.set()
+    assert killer.done >= 1
+    check_accounting(tmp_path / "k", 300)
+    faults = [e for e in read_events(tmp_path / "k/events.jsonl") if e["ev"] == "fault"]
+    assert faults
+    assert result["best"]["score"] > 0.9
+
+
+@pytest.mark.ray
+def test_an_unreachable_ray_address_fails_before_training(tmp_path):
+    cfg = config("pbt", executor="ray", ray={"address": "127.0.0.1:1"})
+    with pytest.raises(ConfigError, match="ray.address: cannot reach Ray at 127.0.0.1:1"):
+        run(cfg, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
