@@ -61,13 +61,15 @@ class _Refs:
 class SlotPool(Executor):
     """The scheduling, state-keeping and retry logic; subclasses move messages."""
 
+    depth = 1  # jobs sent ahead to one slot (2 hides the controller's round trip)
+
     def __init__(self, slots: int, *, max_retries: int = 3) -> None:
         self.n_slots = slots
         self.max_retries = max_retries
         self.refs: list[Ref] = []
         self.gen: list[int] = []
         self.queue: deque[Job] = deque()
-        self.running: dict[int, Job] = {}
+        self.running: dict[int, deque[Job]] = {}  # slot -> its jobs, oldest (running) first
         self.faults: list[dict[str, Any]] = []
         self._counts = _Refs()
         self._parked: list[TaskResult] = []  # results that arrived while a test waited
@@ -192,11 +194,21 @@ class SlotPool(Executor):
     # -- scheduling ------------------------------------------------------------------
 
     def _busy_workers(self) -> set[int]:
-        return {j.task.worker for j in self.running.values() if j.gen == self.gen[j.task.worker]}
+        return {
+            j.task.worker
+            for jobs in self.running.values()
+            for j in jobs
+            if j.gen == self.gen[j.task.worker]
+        }
 
     def _dispatch_free(self) -> None:
         """A free slot takes the oldest queued task whose worker is not already training."""
-        free = [s for s in range(self.n_slots) if s not in self.running]
+        free = [
+            s
+            for d in range(self.depth)
+            for s in range(self.n_slots)
+            if len(self.running.get(s, ())) <= d
+        ]  # idle slots first, then slots with room in their pipeline
         if not free or not self.queue:
             return
         busy = self._busy_workers()
@@ -209,7 +221,7 @@ class SlotPool(Executor):
                 continue
             slot = free.pop(0)
             job.ref_in = self._hold(self.refs[w])
-            self.running[slot] = job
+            self.running.setdefault(slot, deque()).append(job)
             busy.add(w)
             self.dispatch(slot, job)
         self.queue = kept
@@ -227,10 +239,16 @@ class SlotPool(Executor):
     def _finish(
         self, slot: int, outcome: tuple[TaskResult, Ref | None] | Dead
     ) -> TaskResult | None:
-        job = self.running.pop(slot, None)
         if isinstance(outcome, Dead):
-            return self._respawn(slot, job, outcome)
-        assert job is not None
+            jobs = self.running.pop(slot, deque())
+            for waiting in reversed(list(jobs)[1:]):  # sent ahead, never started: no attempt
+                self._release(waiting.ref_in)
+                waiting.ref_in = None
+                self.queue.appendleft(waiting)
+            return self._respawn(slot, jobs[0] if jobs else None, outcome)
+        job = self.running[slot].popleft()
+        if not self.running[slot]:
+            del self.running[slot]
         result, ref_out = outcome
         self._release(job.ref_in)
         w = job.task.worker

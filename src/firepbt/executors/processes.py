@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import traceback
+from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -129,6 +130,8 @@ def _accepts(cls: type, name: str) -> bool:
 class ProcessExecutor(SlotPool):
     """``slots`` worker processes (spawned), optionally one per device."""
 
+    depth = 2  # a slot holds its next task in its pipe while it trains
+
     def __init__(
         self,
         slots: int | None = None,
@@ -150,7 +153,7 @@ class ProcessExecutor(SlotPool):
         self.ctx = mp.get_context("spawn")
         self.procs: dict[int, Any] = {}
         self.conns: dict[int, Connection] = {}
-        self.outs: dict[int, Ref] = {}  # the state file each running slot will write
+        self.outs: dict[int, deque[Ref]] = {}  # the state files each slot's jobs will write
         self.keys = itertools.count()
         self.dir: Path | None = None
         self.spec: TrainableSpec | None = None
@@ -184,6 +187,8 @@ class ProcessExecutor(SlotPool):
             self._request_reply(slot, "loading the trainable")
 
     def _spawn(self, slot: int) -> None:
+        for ref in self.outs.pop(slot, ()):
+            self._unlink(ref)
         old = self.procs.pop(slot, None)
         if old is not None:
             old.kill()
@@ -238,7 +243,7 @@ class ProcessExecutor(SlotPool):
     def dispatch(self, slot: int, job: Job) -> None:
         assert job.ref_in is not None
         out = self._new_ref()
-        self.outs[slot] = out
+        self.outs.setdefault(slot, deque()).append(out)
         try:
             self.conns[slot].send(("run", job.task, job.ref_in.handle, out.handle))
         except (BrokenPipeError, OSError):
@@ -258,29 +263,27 @@ class ProcessExecutor(SlotPool):
                 continue
             seen.add(slot)
             conn = self.conns[slot]
-            reply = None
+            jobs = list(self.running.get(slot, ()))
+            k = 0  # replies come in the order the slot's jobs were sent
             try:
-                if slot in self.running and conn.poll():
-                    reply = conn.recv()
+                while k < len(jobs) and conn.poll():
+                    status, payload = conn.recv()
+                    ref = self.outs[slot].popleft()
+                    if status == "ok":
+                        out.append((slot, (payload, ref)))
+                    else:  # loading or saving the state failed: lost, as if diverged
+                        t = jobs[k].task
+                        nan = float("nan")
+                        fail = TaskResult(t.worker, t.token, t.steps, t.hparams, nan, payload)
+                        self._unlink(ref)
+                        out.append((slot, (fail, None)))
+                    k += 1
             except (EOFError, OSError):
-                reply = None
-            if reply is None:
-                if self.procs[slot].is_alive() and slot in self.running:
-                    continue
+                pass
+            if not self.procs[slot].is_alive():
                 proc = self.procs[slot]
                 proc.join(timeout=5)
                 out.append((slot, Dead(f"exit code {proc.exitcode}")))
-                continue
-            status, payload = reply
-            ref = self.outs.pop(slot)
-            if status == "ok":
-                out.append((slot, (payload, ref)))
-            else:  # loading or saving the state failed: the network is lost, as diverged
-                job = self.running[slot]
-                t = job.task
-                fail = TaskResult(t.worker, t.token, t.steps, t.hparams, float("nan"), payload)
-                self._unlink(ref)
-                out.append((slot, (fail, None)))
         return out
 
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
