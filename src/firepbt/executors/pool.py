@@ -95,8 +95,8 @@ class SlotPool(Executor):
         """Start ``job`` on an idle slot (asynchronously)."""
 
     @abstractmethod
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None] | Dead]]:
-        """Finished jobs of running slots (ref None: no new state), and dead slots."""
+    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
+        """Finished jobs of running slots (result, new state or None, the job), dead slots."""
 
     @abstractmethod
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
@@ -237,7 +237,7 @@ class SlotPool(Executor):
                     self._parked.append(result)
 
     def _finish(
-        self, slot: int, outcome: tuple[TaskResult, Ref | None] | Dead
+        self, slot: int, outcome: tuple[TaskResult, Ref | None, Job] | Dead
     ) -> TaskResult | None:
         if isinstance(outcome, Dead):
             jobs = self.running.pop(slot, deque())
@@ -246,10 +246,11 @@ class SlotPool(Executor):
                 waiting.ref_in = None
                 self.queue.appendleft(waiting)
             return self._respawn(slot, jobs[0] if jobs else None, outcome)
-        job = self.running[slot].popleft()
-        if not self.running[slot]:
+        result, ref_out, job = outcome
+        jobs = self.running[slot]
+        del jobs[next(i for i, j in enumerate(jobs) if j is job)]
+        if not jobs:
             del self.running[slot]
-        result, ref_out = outcome
         self._release(job.ref_in)
         w = job.task.worker
         if ref_out is not None and job.gen == self.gen[w]:

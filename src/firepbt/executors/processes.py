@@ -249,11 +249,11 @@ class ProcessExecutor(SlotPool):
         except (BrokenPipeError, OSError):
             pass  # the slot is dead: poll() sees its sentinel
 
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None] | Dead]]:
+    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
         by_conn = {self.conns[s]: s for s in self.running}
         by_sentinel = {p.sentinel: s for s, p in self.procs.items()}
         ready = wait([*by_conn, *by_sentinel], timeout=None if block else 0)
-        out: list[tuple[int, tuple[TaskResult, Ref | None] | Dead]] = []
+        out: list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]] = []
         seen: set[int] = set()
         for obj in ready:
             slot = by_conn.get(obj)  # type: ignore[call-overload]
@@ -270,13 +270,13 @@ class ProcessExecutor(SlotPool):
                     status, payload = conn.recv()
                     ref = self.outs[slot].popleft()
                     if status == "ok":
-                        out.append((slot, (payload, ref)))
+                        out.append((slot, (payload, ref, jobs[k])))
                     else:  # loading or saving the state failed: lost, as if diverged
                         t = jobs[k].task
                         nan = float("nan")
                         fail = TaskResult(t.worker, t.token, t.steps, t.hparams, nan, payload)
                         self._unlink(ref)
-                        out.append((slot, (fail, None)))
+                        out.append((slot, (fail, None, jobs[k])))
                     k += 1
             except (EOFError, OSError):
                 pass

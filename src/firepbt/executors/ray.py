@@ -95,6 +95,8 @@ def check_address(address: str) -> None:
 class RayExecutor(SlotPool):
     """``slots`` Ray actors, each reserving ``cpus`` CPUs and ``gpus`` GPUs."""
 
+    depth = 2  # an actor queues its next task while it trains
+
     def __init__(
         self,
         slots: int | None = None,
@@ -108,7 +110,7 @@ class RayExecutor(SlotPool):
         self.address = address
         self.cpus, self.gpus = cpus, gpus
         self.actors: dict[int, Any] = {}
-        self.pending: dict[Any, tuple[int, Ref]] = {}
+        self.pending: dict[Any, tuple[int, Ref, Job]] = {}
         self.keys = itertools.count()
         self.owns_ray = False
         self.spec: TrainableSpec | None = None
@@ -148,6 +150,8 @@ class RayExecutor(SlotPool):
         old = self.actors.pop(slot, None)
         if old is not None:
             ray.kill(old, no_restart=True)
+        for res in [r for r, (s, _, _) in self.pending.items() if s == slot]:
+            del self.pending[res]  # the pool re-queues the jobs a dead actor held
         self.actors[slot] = self._actor(slot)
         self._ready(slot)
 
@@ -192,23 +196,27 @@ class RayExecutor(SlotPool):
             .run.options(num_returns=2)
             .remote(job.task, job.ref_in.key, [job.ref_in.handle], key)
         )
-        self.pending[res] = (slot, Ref(key, state))
+        self.pending[res] = (slot, Ref(key, state), job)
 
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None] | Dead]]:
+    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
         waiting = list(self.pending)
         ready, rest = ray.wait(waiting, num_returns=1, timeout=None if block else 0)
         if rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        out: list[tuple[int, tuple[TaskResult, Ref | None] | Dead]] = []
+        out: list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]] = []
+        dead: set[int] = set()
         for res in ready:
-            slot, ref = self.pending.pop(res)
+            slot, ref, job = self.pending.pop(res)
+            if slot in dead:
+                continue
             try:
                 result, ok = ray.get(res)
             except (RayActorError, RayError) as exc:
+                dead.add(slot)
                 out.append((slot, Dead(f"Ray actor lost: {type(exc).__name__}")))
                 continue
-            out.append((slot, (result, ref if ok else None)))
+            out.append((slot, (result, ref if ok else None, job)))
         return out
 
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
