@@ -105,17 +105,18 @@ def timed_run(cfg: Config, out: Path) -> tuple[float, float]:
 def start_ray() -> tuple[float, str]:
     import ray
 
+    before = set(os.listdir("/proc"))
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     seconds = time.perf_counter() - t0
-    return seconds, ray_memory()
+    return seconds, ray_memory(before)
 
 
-def ray_memory() -> str:
-    """Resident memory of this user's Ray processes (Linux /proc), in MB."""
+def ray_memory(before: set[str]) -> str:
+    """Resident memory of the Ray processes started since ``before`` (Linux /proc), in MB."""
     total = 0
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or pid in before:
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()

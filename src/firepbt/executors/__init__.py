@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from firepbt.errors import ConfigError
 from firepbt.executors.base import Executor, Task, TaskResult
 from firepbt.executors.inprocess import InProcessExecutor
 from firepbt.executors.processes import ProcessExecutor
@@ -26,7 +27,12 @@ def make_executor(config: Config) -> Executor:
     if config.executor == "processes":
         return ProcessExecutor(config.slots, devices=config.devices, max_retries=config.max_retries)
     if config.executor == "ray":
-        from firepbt.executors.ray import RayExecutor  # ray is an optional dependency
+        try:
+            from firepbt.executors.ray import RayExecutor  # ray is an optional dependency
+        except ImportError as exc:
+            raise ConfigError(
+                f"executor: 'ray' needs the ray package (pip install 'firepbt[ray]'): {exc}"
+            ) from None
 
         return RayExecutor(
             config.slots,
