@@ -27,6 +27,7 @@ from firepbt.executors.pool import Dead, Job, Ref, SlotPool
 from firepbt.trainable import TrainableSpec
 
 START_TIMEOUT_S = 120.0
+RESPAWN_TRIES = 5
 
 
 class _Slot:
@@ -147,13 +148,20 @@ class RayExecutor(SlotPool):
             self._ready(slot)
 
     def launch(self, slot: int) -> None:
-        old = self.actors.pop(slot, None)
-        if old is not None:
-            ray.kill(old, no_restart=True)
+        """Replace a lost actor (the trainable imported before: retry a replacement lost too)."""
         for res in [r for r, (s, _, _) in self.pending.items() if s == slot]:
             del self.pending[res]  # the pool re-queues the jobs a dead actor held
-        self.actors[slot] = self._actor(slot)
-        self._ready(slot)
+        for attempt in range(RESPAWN_TRIES):
+            old = self.actors.pop(slot, None)
+            if old is not None:
+                ray.kill(old, no_restart=True)
+            self.actors[slot] = self._actor(slot)
+            try:
+                self._ready(slot)
+                return
+            except ConfigError:
+                if attempt == RESPAWN_TRIES - 1:
+                    raise
 
     def _ready(self, slot: int) -> None:
         try:
