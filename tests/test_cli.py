@@ -105,3 +105,28 @@ def test_bad_input_is_one_line_exit_2_and_nothing_trains(tmp_path, cfg, edit, me
 def test_show_refuses_a_directory_that_is_not_a_run(tmp_path):
     r = firepbt("show", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 2 and "not a finished firepbt run" in r.stderr
+
+
+def test_demo_runs_the_three_bundled_configs(tmp_path):
+    r = firepbt(
+        "demo",
+        "--out",
+        "demo",
+        "--set",
+        "steps=400",
+        "--set",
+        "args.dim=1000",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    for name, algo in [("nqm-random", "random"), ("nqm-pbt", "pbt"), ("nqm-fire", "fire")]:
+        result = json.loads((tmp_path / "demo" / name / "result.json").read_text())
+        assert result["algorithm"] == algo and result["workers"] == 22 and result["steps"] == 400
+        assert name in r.stdout
+    assert "replay Q" in r.stdout
+
+
+def test_configs_lists_the_bundled_configs(tmp_path):
+    r = firepbt("configs", cwd=tmp_path)
+    assert r.returncode == 0 and {"nqm-fire", "nqm-pbt", "nqm-random"} <= set(r.stdout.split())
