@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import bdtrc
@@ -22,7 +23,7 @@ N_DELTAS = 32
 GP_FIT_POINTS = 64
 """Longer curves fit the GP hyperparameters on this many evenly thinned points."""
 
-_BLAS: object | None = None
+_BLAS: Any = None
 
 
 def _one_blas_thread():  # type: ignore[no-untyped-def]
@@ -33,7 +34,7 @@ def _one_blas_thread():  # type: ignore[no-untyped-def]
 
     if _BLAS is None:
         _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")  # type: ignore[attr-defined]
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 _ArrayIn = Sequence[int] | Sequence[float] | np.ndarray
