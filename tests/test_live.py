@@ -74,8 +74,8 @@ def test_plain_lines_one_per_ready_interval(tmp_path):
     out = io.StringIO()
     run(config("pbt"), tmp_path, observers=[PlainProgress(out, min_interval=0)])
     lines = out.getvalue().splitlines()
-    # 400 steps, ready every 50: 8 ready points, the last one doubles as the end line
-    assert len(lines) == 9
+    # 400 steps, ready every 50: 8 lines, the last one doubles as the end line
+    assert len(lines) == 8
     assert "step 50/400" in lines[0] and "step 400/400 (0 left)" in lines[-1]
     assert all("best" in line and "P1:" in line for line in lines)
 

@@ -99,3 +99,19 @@ def test_pbt_run_with_a_torch_trainable(tmp_path):
     run(Config.from_dict(data), tmp_path / "b")
     for name in ("events.jsonl", "result.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+ROOT = __import__("pathlib").Path(__file__).parents[1]
+
+
+def test_readme_pytorch_example_is_the_example_file_and_runs(tmp_path):
+    from firepbt.config import load_config
+
+    example = (ROOT / "examples/torch_digits.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert example.split('"""\n', 2)[-1].strip() in readme
+    assert (ROOT / "examples/torch_digits.toml").read_text().strip() in readme
+    cfg = load_config(ROOT / "examples/torch_digits.toml", ["steps=100", "ready_interval=100"])
+    result = run(cfg, tmp_path)
+    assert result["best"]["score"] > 0.8
+    assert (tmp_path / "tensorboard").is_dir()

@@ -187,12 +187,14 @@ class PlainProgress:
         self.t0 = time.perf_counter()
         self.last_time = -math.inf
         self.last_step = 0
+        self.printed = ""
 
     def __call__(self, ev: Event) -> None:
         self.view.update(ev)
         now = time.perf_counter()
         if ev["ev"] == "end":
-            self.print(now)
+            if self.printed != self.view.line():  # the last ready line may already say it
+                self.print(now)
             return
         if ev["ev"] != "result" or not self.view.ready_interval:
             return
@@ -205,7 +207,8 @@ class PlainProgress:
 
     def print(self, now: float) -> None:
         self.last_time = now
-        self.stream.write(f"[{now - self.t0:7.1f}s] {self.view.line()}\n")
+        self.printed = self.view.line()
+        self.stream.write(f"[{now - self.t0:7.1f}s] {self.printed}\n")
         self.stream.flush()
 
     def close(self) -> None:
