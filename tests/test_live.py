@@ -44,7 +44,17 @@ def test_view_shows_evaluator_checks_and_recent_events():
         }
     )
     view.update({"ev": "assign", "evaluator": 8, "parent": 5, "target": 1})
-    view.update({"ev": "result", "worker": 8, "step": 40, "hparams": {"lr": 0.1}, "score": 0.5})
+    for step in (30, 40):
+        view.update(
+            {
+                "ev": "result",
+                "worker": 8,
+                "start": step - 10,
+                "step": step,
+                "hparams": {"lr": 0.1},
+                "score": 0.5,
+            }
+        )
     view.update(
         {
             "ev": "check",
@@ -59,6 +69,7 @@ def test_view_shows_evaluator_checks_and_recent_events():
         }
     )
     assert view.evaluators[8]["p"] == 0.03 and view.best_fitness(2) == "diff 0.2"
+    assert view.evaluators[8]["trained"] == 20
     for dst in (0, 1, 2):
         view.update({"ev": "copy", "src": 3, "dst": dst, "step": 10, "reason": "exploit"})
     assert list(view.recent) == ["step 10: exploit P1/3 -> P1/1", "step 10: exploit P1/3 -> P1/2"]
@@ -108,3 +119,14 @@ def test_observer_choice():
             return True
 
     assert isinstance(progress_observer(stream=Tty()), RichProgress)
+
+
+def test_plain_lines_when_rich_is_missing(monkeypatch):
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    assert isinstance(progress_observer(stream=Tty()), PlainProgress)

@@ -62,8 +62,11 @@ class PopulationView:
             self.step[w] = ev["step"]
             self.hparams[w] = dict(ev["hparams"])
             self.score[w] = score
-            if w in self.evaluators:
-                self.evaluators[w]["fresh"] = False
+            e = self.evaluators.get(w)
+            if e is not None:  # steps trained since the assignment's copy
+                if e["fresh"]:
+                    e["fresh"], e["from"] = False, ev["start"]
+                e["trained"] = ev["step"] - e["from"]
             if score is None:
                 self.counts["diverged"] += 1
             elif self.best is None or self.sign * score > self.sign * self.best[0]:
@@ -89,6 +92,7 @@ class PopulationView:
                 "diff": None,
                 "trained": 0,
                 "fresh": True,  # no result since the assignment
+                "from": 0,
             }
         elif kind == "free":
             if ev["reason"] == "stop":
@@ -99,7 +103,7 @@ class PopulationView:
             # the free and a re-assignment of its evaluator: it belongs to the old one.
             e = self.evaluators.get(ev["evaluator"])
             if e is not None and not e["fresh"]:
-                e.update({k: ev.get(k) for k in ("p", "threshold", "diff", "trained")})
+                e.update({k: ev.get(k) for k in ("p", "threshold", "diff")})
         elif kind == "end":
             self.ended = True
 
