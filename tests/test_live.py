@@ -99,7 +99,7 @@ def test_plain_lines_are_throttled(tmp_path):
 
 
 def test_rich_panel_renders_evaluators(tmp_path):
-    from rich.console import Console
+    Console = pytest.importorskip("rich.console").Console
 
     buf = io.StringIO()
     view = RichProgress(Console(file=buf, force_terminal=True, width=140), min_interval=0.05)
@@ -111,6 +111,7 @@ def test_rich_panel_renders_evaluators(tmp_path):
 
 
 def test_observer_choice():
+    pytest.importorskip("rich")
     assert progress_observer(quiet=True) is None
     assert isinstance(progress_observer(stream=io.StringIO()), PlainProgress)
 
