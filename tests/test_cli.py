@@ -30,7 +30,8 @@ max_eval_steps = 100
 
 
 def firepbt(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    # the checkout's src first: an installed firepbt elsewhere must not be the one tested
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)]))
     return subprocess.run(
         [sys.executable, "-m", "firepbt", *args],
         cwd=cwd,
@@ -130,3 +131,13 @@ def test_demo_runs_the_three_bundled_configs(tmp_path):
 def test_configs_lists_the_bundled_configs(tmp_path):
     r = firepbt("configs", cwd=tmp_path)
     assert r.returncode == 0 and {"nqm-fire", "nqm-pbt", "nqm-random"} <= set(r.stdout.split())
+
+
+def test_progress_lines_when_not_a_terminal_and_quiet_silences_them(tmp_path, cfg):
+    r = firepbt("run", str(cfg), "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    progress = [line for line in r.stdout.splitlines() if line.startswith("[")]
+    assert progress and "step 200/200 (0 left)" in progress[-1]
+    assert "\x1b[" not in r.stdout  # plain text: no terminal control codes in a pipe
+    q = firepbt("run", str(cfg), "--out", str(tmp_path / "b"), "--quiet", cwd=tmp_path)
+    assert q.returncode == 0 and "left)" not in q.stdout

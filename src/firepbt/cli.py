@@ -47,21 +47,26 @@ def _load(name: str, seed: int | None, overrides: Sequence[str]) -> Config:
     return config.with_seed(seed) if seed is not None else config
 
 
-def _logger(quiet: bool):  # type: ignore[no-untyped-def]
-    if quiet:
-        return None
-    start = time.perf_counter()
-    return lambda msg: print(f"[{time.perf_counter() - start:7.1f}s] {msg}", flush=True)
+def _run_with_progress(config: Config, out: Path, quiet: bool) -> dict[str, Any]:
+    """Run with the live view (plain lines when stdout is not a terminal; none if quiet)."""
+    from firepbt.live import progress_observer
+    from firepbt.runner import run
+
+    view = progress_observer(quiet)
+    try:
+        return run(config, out, observers=[view] if view else None)
+    finally:
+        if view is not None:
+            view.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from firepbt.results import format_table, schedule_text, summary_rows
-    from firepbt.runner import run
 
     config = _load(args.config, args.seed, args.set)
     out = Path(args.out or f"runs/{Path(args.config).stem}-seed{config.seed}")
     t0 = time.perf_counter()
-    result = run(config, out, log=_logger(args.quiet))
+    result = _run_with_progress(config, out, args.quiet)
     print(format_table(summary_rows([(str(out), result)])))
     if result["best"]:
         print(f"best schedule ({result['best']['role']} {result['best']['member']}):")
@@ -73,7 +78,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """FIRE PBT vs PBT vs random search on the bundled NQM benchmark."""
     from firepbt.results import format_table, summary_rows
-    from firepbt.runner import run
 
     out = Path(args.out)
     rows = []
@@ -88,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"running {name} ({config.algorithm.name}, {config.workers} workers) ...",
                 flush=True,
             )
-            result = run(config, run_dir, log=None if args.quiet else _logger(False))
+            result = _run_with_progress(config, run_dir, args.quiet)
             print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
         else:
             from firepbt.results import load_result

@@ -136,6 +136,7 @@ class Config:
     mode: str = "sync"
     replay: bool = True
     executor: str = "inprocess"
+    tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.tensorboard)
     search_path: str | None = None  # prepended to sys.path to import the trainable
 
     @property
@@ -163,6 +164,7 @@ class Config:
             "mode": self.mode,
             "replay": self.replay,
             "executor": self.executor,
+            "tensorboard": self.tensorboard,
             "args": dict(self.args),
             "space": self.space.to_dict(),
             "algorithm": algo,
@@ -181,6 +183,7 @@ class Config:
         mode = f.choice("mode", ("sync", "async"), "sync")
         replay = f.get("replay", bool, True)
         executor = f.choice("executor", ("inprocess",), "inprocess")
+        tensorboard = f.get("tensorboard", bool, False)
         args = f.get("args", dict, {})
         try:
             space = SearchSpace.from_dict(f.get("space", dict))
@@ -218,6 +221,7 @@ class Config:
             mode=mode,
             replay=replay,
             executor=executor,
+            tensorboard=tensorboard,
             search_path=search_path,
         )
 

@@ -28,6 +28,7 @@ from firepbt.executors.base import Executor, Task, TaskResult
 from firepbt.executors.inprocess import InProcessExecutor
 from firepbt.journal import EVENTS_FILE, Journal
 from firepbt.lineage import Lineage
+from firepbt.observers import observers_for
 from firepbt.trainable import TrainableSpec
 
 RESULT_FILE = "result.json"
@@ -92,7 +93,7 @@ class Run:
         observers: list[Observer] | None = None,
     ) -> None:
         self.config = config
-        self.observers = list(observers or [])
+        self.observers = [*(observers or []), *observers_for(config, out_dir)]
         self.out = Path(out_dir)
         self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
         self.spec.resolve()  # an unimportable trainable fails here, before anything is written
