@@ -136,6 +136,8 @@ class Config:
     mode: str = "sync"
     replay: bool = True
     executor: str = "inprocess"
+    checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
+    keep_best_checkpoints: bool = False  # keep the best network's weights after the run
     search_path: str | None = None  # prepended to sys.path to import the trainable
 
     @property
@@ -163,6 +165,8 @@ class Config:
             "mode": self.mode,
             "replay": self.replay,
             "executor": self.executor,
+            "checkpoints": self.checkpoints,
+            "keep_best_checkpoints": self.keep_best_checkpoints,
             "args": dict(self.args),
             "space": self.space.to_dict(),
             "algorithm": algo,
@@ -181,6 +185,8 @@ class Config:
         mode = f.choice("mode", ("sync", "async"), "sync")
         replay = f.get("replay", bool, True)
         executor = f.choice("executor", ("inprocess",), "inprocess")
+        checkpoints = f.get("checkpoints", bool, True)
+        keep_best_checkpoints = f.get("keep_best_checkpoints", bool, False)
         args = f.get("args", dict, {})
         try:
             space = SearchSpace.from_dict(f.get("space", dict))
@@ -218,6 +224,8 @@ class Config:
             mode=mode,
             replay=replay,
             executor=executor,
+            checkpoints=checkpoints,
+            keep_best_checkpoints=keep_best_checkpoints,
             search_path=search_path,
         )
 
