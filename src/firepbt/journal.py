@@ -69,7 +69,8 @@ class Journal:
         return self._hash.hexdigest()
 
     def sync(self) -> None:
-        os.fsync(self._fh.fileno())
+        if os.environ.get("FIREPBT_FSYNC", "1") != "0":
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()
