@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import astuple
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
