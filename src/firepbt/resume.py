@@ -128,19 +128,22 @@ def resume(
     )
     store = run.store or CheckpointStore(out)
     loaded, problems = latest_good(store, cfg)
-    # Past this line the directory changes: set bad files aside, so that a later
-    # checkpoint can never reuse them, and journal why.
     fallback = loaded.seq if loaded else None
-    for p in problems:
-        bad = out / p.file
-        if bad.is_file() and p.file != EVENTS_FILE:
-            bad.replace(bad.with_name(bad.name + ".corrupt"))
-    for seq in store.manifests():
-        if loaded is None or seq > loaded.seq:
-            store.manifest_path(seq).unlink()  # checkpoints of the future being regenerated
+
+    def set_aside() -> None:
+        """After the problems are journalled: rename bad files, so that a later checkpoint
+        can never reuse them, and drop the checkpoints of the future being regenerated."""
+        for p in problems:
+            bad = out / p.file
+            if bad.is_file() and p.file != EVENTS_FILE:
+                bad.replace(bad.with_name(bad.name + ".corrupt"))
+        for seq in store.manifests():
+            if loaded is None or seq > loaded.seq:
+                store.manifest_path(seq).unlink()
+
     if log:
         where = f"checkpoint {loaded.seq}" if loaded else "the start (no good checkpoint)"
         for p in problems:
             log(f"checkpoint {p.seq}: {p.file}: {p.problem}")
         log(f"resuming {out} from {where}")
-    return run.resume(loaded, [p.event(fallback) for p in problems])
+    return run.resume(loaded, [p.event(fallback) for p in problems], set_aside)

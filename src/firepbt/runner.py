@@ -149,8 +149,14 @@ class Run:
         self.emit(self.start_event())
         return self.drive(None)
 
-    def resume(self, loaded: Loaded | None, notes: list[dict[str, Any]]) -> dict[str, Any]:
-        """Continue from checkpoint ``loaded`` (None: from the start), journalling ``notes``.
+    def resume(
+        self,
+        loaded: Loaded | None,
+        notes: list[dict[str, Any]],
+        journalled: Callable[[], None] = lambda: None,
+    ) -> dict[str, Any]:
+        """Continue from checkpoint ``loaded`` (None: from the start), journalling ``notes``
+        and then calling ``journalled`` (which acts on them: journal before effect).
 
         The journal is cut back to its length when the checkpoint was taken: the events
         after it are regenerated, identically for a deterministic executor.
@@ -166,6 +172,7 @@ class Run:
                 self.best_state = self.store.read_blob(loaded.best_state)
         for note in notes:
             self.emit(note)
+        journalled()
         self.emit(
             {"ev": "resume", "checkpoint": loaded.seq if loaded else None, "step": max(self.step)}
         )
