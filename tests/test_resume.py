@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firepbt.checkpoint import CheckpointStore
+from firepbt.checkpoint import CheckpointStore, lock_run
 from firepbt.config import Config
 from firepbt.executors.inprocess import InProcessExecutor
 from firepbt.journal import read_events
@@ -39,6 +39,7 @@ FIRE = {
     "subpopulation_size": 4,
     "evaluators": 2,
     "max_eval_steps": 100,
+    "smooth": False,  # GP smoothing is slow; the decider's state is what matters here
 }
 
 
@@ -100,7 +101,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path, mode, algorith
     write; each resumes the last. The final result.json equals the uninterrupted one."""
     data = dict(BASE, mode=mode)
     if algorithm:  # FIRE PBT is slower per step: a shorter run
-        data.update(algorithm=algorithm, steps=200)
+        data.update(algorithm=algorithm, steps=200, ready_interval=20)
     cfg_path = tmp_path / "exp.toml"
     cfg_path.write_text(toml(data))
     ref = tmp_path / "ref"
@@ -110,7 +111,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path, mode, algorith
     kills, finished = 0, False
     for i in range(6 if algorithm else 9):
         kind = ["event", "fsync", "replace", "write"][i % 4]
-        at = int(rng.integers(1, 160 if kind == "event" else 25))
+        at = int(rng.integers(1, 160 if kind == "event" else 12))
         args = ["run", str(cfg_path), "--out", str(out)] if i == 0 else ["resume", str(out)]
         env = {
             "KILL_ON": kind,
@@ -274,6 +275,19 @@ def test_refused_resume_says_why_and_modifies_nothing(tmp_path, case, message):
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
     assert files(out) == before
+
+
+def test_resuming_a_run_that_another_process_drives_is_refused(tmp_path):
+    out, _ = crashed_run(tmp_path)
+    lock = lock_run(out)  # as the live controller holds it
+    try:
+        before = files(out)
+        r = python("-m", "firepbt", "resume", str(out))
+        assert r.returncode == 2 and "another firepbt process" in r.stderr, r.stderr
+        assert files(out) == before
+    finally:
+        assert lock is not None
+        lock.close()
 
 
 def test_resuming_a_finished_run_changes_nothing(tmp_path):

@@ -30,7 +30,9 @@ import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from firepbt.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"  # what the run is: format, version, config (read by ``resume``)
@@ -84,6 +86,25 @@ def write_run_info(run_dir: Path, config: Any) -> None:
         "search_path": config.search_path,
     }
     atomic_write(run_dir / RUN_FILE, (json.dumps(info, indent=2) + "\n").encode())
+
+
+def lock_run(run_dir: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on ``run.json`` while a controller drives the run, so that a
+    second ``firepbt resume`` of a live run is refused (None where flock is unavailable).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (not POSIX)
+        return None
+    fh = open(run_dir / RUN_FILE, "rb")  # noqa: SIM115  (held for the run's lifetime)
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise ConfigError(
+            f"{run_dir}: another firepbt process is running this run; wait for it or stop it"
+        ) from None
+    return fh
 
 
 def config_digest(config: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from firepbt.checkpoint import (
     Loaded,
     Problem,
     ProblemError,
+    lock_run,
 )
 from firepbt.config import Config
 from firepbt.errors import ConfigError
@@ -123,9 +124,16 @@ def resume(
     cfg, finished = check_resumable(out, config)
     if finished:
         return None
-    run = Run(
-        cfg, out, executor=executor, log=log, trainable_cls=trainable_cls, observers=observers
-    )
+    lock = lock_run(out)  # a live controller keeps it: refused, nothing modified
+    try:
+        run = Run(
+            cfg, out, executor=executor, log=log, trainable_cls=trainable_cls, observers=observers
+        )
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+    run.lock = lock  # released when the run ends
     store = run.store or CheckpointStore(out)
     loaded, problems = latest_good(store, cfg)
     fallback = loaded.seq if loaded else None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from firepbt.algorithms.base import Assign, Command, CopyWeights, Decider, Free,
 from firepbt.algorithms.fire import FirePBT
 from firepbt.algorithms.pbt import PBT
 from firepbt.algorithms.random_search import RandomSearch
-from firepbt.checkpoint import CheckpointStore, Loaded, atomic_write, write_run_info
+from firepbt.checkpoint import CheckpointStore, Loaded, atomic_write, lock_run, write_run_info
 from firepbt.config import Config, FireSettings, PBTSettings, RandomSettings
 from firepbt.errors import ConfigError
 from firepbt.executors.base import Executor, Task, TaskResult
@@ -127,6 +127,7 @@ class Run:
         if config.checkpoints:
             self.store = CheckpointStore(self.out, keep_best=config.keep_best_checkpoints)
         self.checkpoint_stats: list[tuple[float, int]] = []  # (seconds, bytes written)
+        self.lock: IO[bytes] | None = None  # held on run.json while this controller runs
 
     # -- the loop ------------------------------------------------------------------
 
@@ -145,6 +146,7 @@ class Run:
             raise ConfigError(f"--out: {self.out} already holds a run; choose another directory")
         self.out.mkdir(parents=True, exist_ok=True)
         write_run_info(self.out, self.config)
+        self.lock = lock_run(self.out)
         self.journal = Journal(self.out / EVENTS_FILE)
         self.emit(self.start_event())
         return self.drive(None)
@@ -198,6 +200,8 @@ class Run:
         finally:
             self.executor.close()
             self.journal.close()
+            if self.lock is not None:
+                self.lock.close()
         result = self.result()
         seconds = time.perf_counter() - t0
         atomic_write(self.out / RESULT_FILE, (json.dumps(result, indent=2) + "\n").encode())
