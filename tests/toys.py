@@ -59,3 +59,17 @@ class NoEvaluate:
 
     def load_state_dict(self, state) -> None:
         pass
+
+
+class SlowClimb(Climb):
+    """Climb that takes ``delay`` seconds per ``train`` call (kill tests with real timing)."""
+
+    def __init__(self, seed: int, noise: float = 0.0, delay: float = 0.002) -> None:
+        super().__init__(seed, noise)
+        self.delay = delay
+
+    def train(self, steps: int, hparams: dict) -> None:
+        import time
+
+        time.sleep(self.delay)
+        super().train(steps, hparams)

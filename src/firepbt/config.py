@@ -137,6 +137,8 @@ class Config:
     replay: bool = True
     executor: str = "inprocess"
     tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.tensorboard)
+    checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
+    keep_best_checkpoints: bool = False  # keep the best network's weights after the run
     search_path: str | None = None  # prepended to sys.path to import the trainable
 
     @property
@@ -165,6 +167,8 @@ class Config:
             "replay": self.replay,
             "executor": self.executor,
             "tensorboard": self.tensorboard,
+            "checkpoints": self.checkpoints,
+            "keep_best_checkpoints": self.keep_best_checkpoints,
             "args": dict(self.args),
             "space": self.space.to_dict(),
             "algorithm": algo,
@@ -184,6 +188,8 @@ class Config:
         replay = f.get("replay", bool, True)
         executor = f.choice("executor", ("inprocess",), "inprocess")
         tensorboard = f.get("tensorboard", bool, False)
+        checkpoints = f.get("checkpoints", bool, True)
+        keep_best_checkpoints = f.get("keep_best_checkpoints", bool, False)
         args = f.get("args", dict, {})
         try:
             space = SearchSpace.from_dict(f.get("space", dict))
@@ -222,6 +228,8 @@ class Config:
             replay=replay,
             executor=executor,
             tensorboard=tensorboard,
+            checkpoints=checkpoints,
+            keep_best_checkpoints=keep_best_checkpoints,
             search_path=search_path,
         )
 
