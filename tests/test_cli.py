@@ -30,7 +30,8 @@ max_eval_steps = 100
 
 
 def firepbt(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    # the checkout's src first: an installed firepbt elsewhere must not be the one tested
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)]))
     return subprocess.run(
         [sys.executable, "-m", "firepbt", *args],
         cwd=cwd,
@@ -105,3 +106,38 @@ def test_bad_input_is_one_line_exit_2_and_nothing_trains(tmp_path, cfg, edit, me
 def test_show_refuses_a_directory_that_is_not_a_run(tmp_path):
     r = firepbt("show", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 2 and "not a finished firepbt run" in r.stderr
+
+
+def test_demo_runs_the_three_bundled_configs(tmp_path):
+    r = firepbt(
+        "demo",
+        "--out",
+        "demo",
+        "--set",
+        "steps=400",
+        "--set",
+        "args.dim=1000",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    for name, algo in [("nqm-random", "random"), ("nqm-pbt", "pbt"), ("nqm-fire", "fire")]:
+        result = json.loads((tmp_path / "demo" / name / "result.json").read_text())
+        assert result["algorithm"] == algo and result["workers"] == 22 and result["steps"] == 400
+        assert name in r.stdout
+    assert "replay Q" in r.stdout
+
+
+def test_configs_lists_the_bundled_configs(tmp_path):
+    r = firepbt("configs", cwd=tmp_path)
+    assert r.returncode == 0 and {"nqm-fire", "nqm-pbt", "nqm-random"} <= set(r.stdout.split())
+
+
+def test_progress_lines_when_not_a_terminal_and_quiet_silences_them(tmp_path, cfg):
+    r = firepbt("run", str(cfg), "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    progress = [line for line in r.stdout.splitlines() if line.startswith("[")]
+    assert progress and "step 200/200 (0 left)" in progress[-1]
+    assert "\x1b[" not in r.stdout  # plain text: no terminal control codes in a pipe
+    q = firepbt("run", str(cfg), "--out", str(tmp_path / "b"), "--quiet", cwd=tmp_path)
+    assert q.returncode == 0 and "left)" not in q.stdout

@@ -362,7 +362,7 @@ def test_long_curve_fits_thinned_and_fast(monkeypatch):
     t = time.perf_counter()
     s = c.smoothed()
     elapsed = time.perf_counter() - t
-    assert sizes == [curves.GP_FIT_POINTS, 1000]  # hyperparameters on 200, mean on all
+    assert sizes == [curves.GP_FIT_POINTS, 1000]  # hyperparameters on GP_FIT_POINTS, mean on all
     assert elapsed < 10.0
     assert np.sqrt(np.mean((s - truth) ** 2)) < 0.5 * np.sqrt(np.mean((c.scores - truth) ** 2))
 

@@ -164,7 +164,7 @@ class Killer:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_killed_worker_processes_do_not_lose_or_double_count_steps(tmp_path, mode):
-    cfg = config("fire", mode=mode, trainable="toys:Sleepy", args={"delay": 0.003})
+    cfg = config("fire", mode=mode, trainable="toys:SlowClimb", args={"delay": 0.003})
     ex = ProcessExecutor(2, max_retries=50)
     killer = Killer(ex, seed=7, kills=6, every=0.6)
     started = ex.start
@@ -233,7 +233,7 @@ def test_a_trainable_the_worker_cannot_import_fails_before_training(
 
 @pytest.mark.ray
 def test_lost_ray_actors_are_replaced_and_no_step_is_lost(tmp_path, ray_session):
-    cfg = config("fire", mode="async", trainable="toys:Sleepy", args={"delay": 0.003})
+    cfg = config("fire", mode="async", trainable="toys:SlowClimb", args={"delay": 0.003})
     ex = make("ray", max_retries=50)
     killer = Killer(ex, seed=11, kills=3, every=1.5, how=kill_an_actor)
     started = ex.start

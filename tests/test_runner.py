@@ -139,3 +139,18 @@ def test_existing_run_directory_is_refused(tmp_path):
     with pytest.raises(ValueError, match="already holds a run"):
         run(config("random"), tmp_path)
     assert (tmp_path / "events.jsonl").read_bytes() == before
+
+
+@pytest.mark.parametrize("algo", ["fire", "pbt"])
+def test_every_curve_is_rebuilt_from_the_journal(tmp_path, algo):
+    import numpy as np
+
+    from firepbt.history import curves_from_events
+    from firepbt.runner import Run
+
+    r = Run(config(algo, direction="min", trainable="toys:Flaky"), tmp_path)
+    r.execute()
+    rebuilt = curves_from_events(read_events(tmp_path))
+    for w in r.decider.workers:
+        np.testing.assert_array_equal(rebuilt[w.id].steps, w.curve.steps)
+        np.testing.assert_array_equal(rebuilt[w.id].scores, w.curve.scores)

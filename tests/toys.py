@@ -61,11 +61,11 @@ class NoEvaluate:
         pass
 
 
-class Sleepy(Climb):
-    """Climb that takes ``delay`` seconds per training call (so kills land mid-task)."""
+class SlowClimb(Climb):
+    """Climb that takes ``delay`` seconds per ``train`` call (kill tests with real timing)."""
 
-    def __init__(self, seed: int, delay: float = 0.005) -> None:
-        super().__init__(seed)
+    def __init__(self, seed: int, noise: float = 0.0, delay: float = 0.002) -> None:
+        super().__init__(seed, noise)
         self.delay = delay
 
     def train(self, steps: int, hparams: dict) -> None:

@@ -1,4 +1,4 @@
-"""The ``firepbt`` command line: run, demo, show, replay, configs.
+"""The ``firepbt`` command line: run, resume, demo, show, replay, configs.
 
 Every error found before training (a bad config, an unimportable trainable, a run
 directory that is not a run) prints one line and exits with status 2.
@@ -47,33 +47,64 @@ def _load(name: str, seed: int | None, overrides: Sequence[str]) -> Config:
     return config.with_seed(seed) if seed is not None else config
 
 
-def _logger(quiet: bool):  # type: ignore[no-untyped-def]
-    if quiet:
-        return None
-    start = time.perf_counter()
-    return lambda msg: print(f"[{time.perf_counter() - start:7.1f}s] {msg}", flush=True)
+def _run_with_progress(config: Config, out: Path, quiet: bool) -> dict[str, Any]:
+    """Run with the live view (plain lines when stdout is not a terminal; none if quiet)."""
+    from firepbt.live import progress_observer
+    from firepbt.runner import run
+
+    view = progress_observer(quiet)
+    try:
+        return run(config, out, observers=[view] if view else None)
+    finally:
+        if view is not None:
+            view.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from firepbt.results import format_table, schedule_text, summary_rows
-    from firepbt.runner import run
-
     config = _load(args.config, args.seed, args.set)
     out = Path(args.out or f"runs/{Path(args.config).stem}-seed{config.seed}")
     t0 = time.perf_counter()
-    result = run(config, out, log=_logger(args.quiet))
+    result = _run_with_progress(config, out, args.quiet)
+    _report(out, result, t0)
+    return 0
+
+
+def _report(out: Path, result: dict[str, Any], t0: float) -> None:
+    from firepbt.results import format_table, schedule_text, summary_rows
+
     print(format_table(summary_rows([(str(out), result)])))
     if result["best"]:
         print(f"best schedule ({result['best']['role']} {result['best']['member']}):")
         print(schedule_text(result["best"]["schedule"]))
     print(f"wrote {out}/result.json in {time.perf_counter() - t0:.1f}s")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from firepbt.resume import resume
+
+    out = Path(args.dir)
+    config = _load(args.config, None, args.set) if args.config else None
+    if args.set and not args.config:
+        raise ConfigError("--set: needs --config (the config to check the run against)")
+    from firepbt.live import progress_observer
+
+    t0 = time.perf_counter()
+    view = progress_observer(args.quiet)
+    try:
+        result = resume(out, config=config, observers=[view] if view else None)
+    finally:
+        if view is not None:
+            view.close()
+    if result is None:
+        print(f"{out}: the run already finished ({out}/result.json); nothing to resume")
+        return 0
+    _report(out, result, t0)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """FIRE PBT vs PBT vs random search on the bundled NQM benchmark."""
     from firepbt.results import format_table, summary_rows
-    from firepbt.runner import run
 
     out = Path(args.out)
     rows = []
@@ -88,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"running {name} ({config.algorithm.name}, {config.workers} workers) ...",
                 flush=True,
             )
-            result = run(config, run_dir, log=None if args.quiet else _logger(False))
+            result = _run_with_progress(config, run_dir, args.quiet)
             print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
         else:
             from firepbt.results import load_result
@@ -158,6 +189,16 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
+    rs = sub.add_parser(
+        "resume", help="continue a run whose controller was killed, from its last checkpoint"
+    )
+    rs.add_argument("dir")
+    rs.add_argument(
+        "--config", help="refuse to resume unless the run was made with this config (+ --set)"
+    )
+    rs.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    rs.add_argument("--quiet", action="store_true")
+    rs.set_defaults(func=cmd_resume)
     d = sub.add_parser("demo", help="FIRE PBT vs PBT vs random search on the bundled NQM benchmark")
     d.add_argument("--out", default="firepbt-demo")
     d.add_argument("--seed", type=int)

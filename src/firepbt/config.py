@@ -150,6 +150,9 @@ class Config:
     devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
     max_retries: int = 3  # re-runs of a task whose worker process or actor died
     ray: RaySettings = field(default_factory=RaySettings)
+    tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.tensorboard)
+    checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
+    keep_best_checkpoints: bool = False  # keep the best network's weights after the run
     search_path: str | None = None  # prepended to sys.path to import the trainable
 
     @property
@@ -180,6 +183,9 @@ class Config:
             "devices": list(self.devices),
             "max_retries": self.max_retries,
             "ray": {k: v for k, v in asdict(self.ray).items() if v is not None},
+            "tensorboard": self.tensorboard,
+            "checkpoints": self.checkpoints,
+            "keep_best_checkpoints": self.keep_best_checkpoints,
             "args": dict(self.args),
             **({} if self.slots is None else {"slots": self.slots}),
             "space": self.space.to_dict(),
@@ -213,6 +219,9 @@ class Config:
                 f"slots: {slots} slots but devices names {len(devices)} "
                 f"({','.join(devices)}); at most one slot per device"
             )
+        tensorboard = f.get("tensorboard", bool, False)
+        checkpoints = f.get("checkpoints", bool, True)
+        keep_best_checkpoints = f.get("keep_best_checkpoints", bool, False)
         args = f.get("args", dict, {})
         try:
             space = SearchSpace.from_dict(f.get("space", dict))
@@ -254,6 +263,9 @@ class Config:
             devices=devices,
             max_retries=max_retries,
             ray=ray,
+            tensorboard=tensorboard,
+            checkpoints=checkpoints,
+            keep_best_checkpoints=keep_best_checkpoints,
             search_path=search_path,
         )
 

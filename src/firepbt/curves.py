@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import bdtrc
@@ -19,8 +20,22 @@ __all__ = ["Curve", "overlap", "best_score_diff", "binom_test", "N_DELTAS", "GP_
 N_DELTAS = 32
 """Number of penalties δ tried when two curves do not overlap (SPEC "No overlap")."""
 
-GP_FIT_POINTS = 200
+GP_FIT_POINTS = 64
 """Longer curves fit the GP hyperparameters on this many evenly thinned points."""
+
+_BLAS: Any = None
+
+
+def _one_blas_thread():  # type: ignore[no-untyped-def]
+    """A context limiting BLAS to one thread: GP matrices here are small, and a
+    multi-threaded BLAS on a loaded machine was measured 10-20x slower per fit."""
+    global _BLAS
+    from threadpoolctl import ThreadpoolController
+
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
 
 _ArrayIn = Sequence[int] | Sequence[float] | np.ndarray
 
@@ -159,7 +174,7 @@ def _gp_posterior_mean(steps: np.ndarray, y: np.ndarray) -> np.ndarray:
         length_scale=0.3, length_scale_bounds=(1e-3, 1e3), nu=2.5
     ) + WhiteKernel(noise_level=0.1, noise_level_bounds=(1e-8, 1e1))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _one_blas_thread():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if n <= GP_FIT_POINTS:
                 gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=0)

@@ -8,8 +8,10 @@ a torn last line (which :func:`read_events` ignores) and needs no dependency.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -31,18 +33,54 @@ def clean(value: Any) -> Any:
 
 
 class Journal:
-    """Appends events to ``DIR/events.jsonl``."""
+    """Appends events to ``DIR/events.jsonl``.
 
-    def __init__(self, path: Path) -> None:
+    Each line is flushed to the OS before :meth:`write` returns, so a killed controller
+    loses nothing it wrote (the loop journals every decision before carrying it out);
+    checkpoints fsync. The journal knows its length in bytes and the SHA-256 of its
+    content, which a checkpoint records: on resume the journal is cut back to that
+    length, after checking the content, and the events after it are written again.
+    """
+
+    def __init__(self, path: Path, *, keep_bytes: int | None = None) -> None:
         self.path = path
-        self._fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._hash = hashlib.sha256()
+        if keep_bytes is None:
+            self._fh: IO[bytes] = open(path, "ab")  # noqa: SIM115
+            self.bytes = self._fh.tell()
+            if self.bytes:
+                self._hash.update(path.read_bytes())
+        else:
+            self._fh = open(path, "r+b")  # noqa: SIM115
+            self._hash.update(self._fh.read(keep_bytes))
+            self._fh.truncate(keep_bytes)
+            self._fh.seek(keep_bytes)
+            self.bytes = keep_bytes
 
     def write(self, event: Mapping[str, Any]) -> None:
-        self._fh.write(json.dumps(clean(event), sort_keys=False, allow_nan=False) + "\n")
+        line = (json.dumps(clean(event), sort_keys=False, allow_nan=False) + "\n").encode()
+        self._fh.write(line)
         self._fh.flush()
+        self._hash.update(line)
+        self.bytes += len(line)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def sync(self) -> None:
+        if os.environ.get("FIREPBT_FSYNC", "1") != "0":
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()
+
+
+def prefix_sha256(path: Path, n: int) -> str | None:
+    """SHA-256 of the first ``n`` bytes of ``path`` (None when it is shorter)."""
+    with open(path, "rb") as fh:
+        data = fh.read(n)
+    return hashlib.sha256(data).hexdigest() if len(data) == n else None
 
 
 def read_events(path: Path | str) -> Iterator[dict[str, Any]]:

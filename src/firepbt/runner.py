@@ -12,8 +12,9 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -22,12 +23,14 @@ from firepbt.algorithms.base import Assign, Command, CopyWeights, Decider, Free,
 from firepbt.algorithms.fire import FirePBT
 from firepbt.algorithms.pbt import PBT
 from firepbt.algorithms.random_search import RandomSearch
+from firepbt.checkpoint import CheckpointStore, Loaded, atomic_write, lock_run, write_run_info
 from firepbt.config import Config, FireSettings, PBTSettings, RandomSettings
 from firepbt.errors import ConfigError
 from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task, TaskResult
 from firepbt.journal import EVENTS_FILE, Journal
 from firepbt.lineage import Lineage
+from firepbt.observers import observers_for
 from firepbt.trainable import TrainableSpec
 
 RESULT_FILE = "result.json"
@@ -92,7 +95,7 @@ class Run:
         observers: list[Observer] | None = None,
     ) -> None:
         self.config = config
-        self.observers = list(observers or [])
+        self.observers = [*(observers or []), *observers_for(config, out_dir)]
         self.out = Path(out_dir)
         self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
         self.spec.resolve()  # an unimportable trainable fails here, before anything is written
@@ -114,32 +117,92 @@ class Run:
         self.best_p1: dict[str, Any] | None = None
         self.counts = {"exploit": 0, "assign": 0, "success": 0, "stop": 0, "diverged": 0}
         self.journal: Journal | None = None
+        # durable state (issue 5): the loop's position, checkpointed with everything above
+        self.elapsed = 0  # sync: steps every active worker trained
+        self.last_log = 0  # async: the slowest member's step at the last ready point
+        self.ready_points = 0  # ready points of the population so far = checkpoint number
+        self.checkpointed = 0
+        self.pending: list[Task] = []  # submitted, not yet handled, in submission order
+        self.best_state: Any = None  # the best network's weights (keep_best_checkpoints)
+        self.store: CheckpointStore | None = None
+        if config.checkpoints:
+            self.store = CheckpointStore(self.out, keep_best=config.keep_best_checkpoints)
+        self.checkpoint_stats: list[tuple[float, int]] = []  # (seconds, bytes written)
+        self.lock: IO[bytes] | None = None  # held on run.json while this controller runs
 
     # -- the loop ------------------------------------------------------------------
+
+    def start_event(self) -> dict[str, Any]:
+        return {
+            "ev": "start",
+            "version": __version__,
+            "workers": len(self.decider.workers),
+            "roles": [[w.role, w.subpop] for w in self.decider.workers],
+            "seeds": self.worker_seeds,
+            "config": self.config.to_dict(),
+        }
 
     def execute(self) -> dict[str, Any]:
         if (self.out / EVENTS_FILE).exists():
             raise ConfigError(f"--out: {self.out} already holds a run; choose another directory")
-        t0 = time.perf_counter()
-        try:  # workers that cannot start fail here, before the run directory is touched
+        self.start_executor()  # workers that cannot start fail before the directory is touched
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_run_info(self.out, self.config)
+        self.lock = lock_run(self.out)
+        self.journal = Journal(self.out / EVENTS_FILE)
+        self.emit(self.start_event())
+        return self.drive(None)
+
+    def resume(
+        self,
+        loaded: Loaded | None,
+        notes: list[dict[str, Any]],
+        journalled: Callable[[], None] = lambda: None,
+    ) -> dict[str, Any]:
+        """Continue from checkpoint ``loaded`` (None: from the start), journalling ``notes``
+        and then calling ``journalled`` (which acts on them: journal before effect).
+
+        The journal is cut back to its length when the checkpoint was taken: the events
+        after it are regenerated, identically for a deterministic executor.
+        """
+        self.start_executor()
+        path = self.out / EVENTS_FILE
+        path.touch()
+        self.journal = Journal(path, keep_bytes=loaded.journal_bytes if loaded else 0)
+        if loaded is None:
+            self.emit(self.start_event())
+        else:
+            self.restore(loaded.loop)
+            if loaded.best_state is not None and self.store is not None:
+                self.best_state = self.store.read_blob(loaded.best_state)
+        for note in notes:
+            self.emit(note)
+        journalled()
+        self.emit(
+            {"ev": "resume", "checkpoint": loaded.seq if loaded else None, "step": max(self.step)}
+        )
+        return self.drive(loaded)
+
+    def start_executor(self) -> None:
+        """Start the workers; one that cannot start (an import error, an unreachable
+        cluster) raises ConfigError here, before the run directory is touched."""
+        try:
             self.executor.start(self.spec, self.worker_seeds)
         except BaseException:
             self.executor.close()
             raise
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.out / EVENTS_FILE)
-        self.emit(
-            {
-                "ev": "start",
-                "version": __version__,
-                "workers": len(self.decider.workers),
-                "roles": [[w.role, w.subpop] for w in self.decider.workers],
-                "seeds": self.worker_seeds,
-                "config": self.config.to_dict(),
-            }
-        )
+
+    def drive(self, loaded: Loaded | None) -> dict[str, Any]:
+        assert self.journal is not None
+        t0 = time.perf_counter()
         try:
-            self.apply(self.decider.start())
+            if loaded is None:
+                self.apply(self.decider.start())
+            else:
+                for w, state in enumerate(loaded.states):
+                    self.executor.set_state(w, state)
+                for task in self.pending:
+                    self.executor.submit(task)
             if self.config.mode == "sync":
                 self.loop_sync()
             else:
@@ -148,10 +211,21 @@ class Run:
         finally:
             self.executor.close()
             self.journal.close()
+            if self.lock is not None:
+                self.lock.close()
         result = self.result()
         seconds = time.perf_counter() - t0
-        (self.out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        (self.out / "timing.json").write_text(json.dumps({"wall_seconds": seconds}) + "\n")
+        atomic_write(self.out / RESULT_FILE, (json.dumps(result, indent=2) + "\n").encode())
+        stats = self.checkpoint_stats
+        timing = {
+            "wall_seconds": seconds,
+            "checkpoints": len(stats),
+            "checkpoint_seconds": sum(t for t, _ in stats),
+            "checkpoint_bytes": sum(b for _, b in stats),
+        }
+        (self.out / "timing.json").write_text(json.dumps(timing) + "\n")
+        if self.store is not None:
+            self.store.finish(self.best_state, self.describe(self.best))
         return result
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -170,23 +244,28 @@ class Run:
     def loop_sync(self) -> None:
         """All workers train one evaluation interval, then (at ready points) decide together."""
         cfg = self.config
-        elapsed = 0
         while self.members_left():
+            self.checkpoint()
             for w in self.active():
                 self.submit(w)
             for r in sorted(self.executor.wait(every=True), key=lambda r: r.worker):
                 self.handle(r)
-            elapsed += cfg.eval_interval
-            if elapsed % cfg.ready_interval == 0 and self.members_left():
+            self.elapsed += cfg.eval_interval
+            if self.elapsed % cfg.ready_interval == 0 and self.members_left():
                 ready = self.active()
                 self.apply(self.decider.on_ready(ready))
-                self.progress(elapsed)
+                self.ready_points += 1
+                self.progress(self.elapsed)
 
     def loop_async(self) -> None:
-        """Each worker decides alone when ready, against the latest state of the others."""
+        """Each worker decides alone when ready, against the latest state of the others.
+
+        The population's ready points, where it is checkpointed, are the steps at which
+        the slowest member crosses a multiple of ``ready_interval``.
+        """
         cfg = self.config
-        last_log = 0
         while self.members_left():
+            self.checkpoint()
             for w in self.active():
                 if not self.busy[w]:
                     self.submit(w)
@@ -205,22 +284,96 @@ class Run:
                     self.since_ready[w] = 0
                     self.apply(self.decider.on_ready([w]))
             done = min(self.step[m.id] for m in self.decider.members())
-            if done - last_log >= cfg.ready_interval:
-                last_log = done
+            if done - self.last_log >= cfg.ready_interval:
+                self.last_log = done
+                self.ready_points += 1
                 self.progress(done)
+
+    # -- durable state (issue 5) -------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Checkpoint at the top of the loop after a ready point: a consistent state.
+
+        In sync mode every worker is idle there. In async mode the busy workers' tasks
+        are recorded (``pending``, in submission order) and resubmitted on resume; the
+        in-process executor runs queued tasks lazily, so ``get_state`` of a busy worker is
+        its state before that task, and the resumed run is the same run.
+        """
+        if self.store is None or self.ready_points == self.checkpointed:
+            return
+        assert self.journal is not None
+        t0 = time.perf_counter()
+        self.checkpointed = self.ready_points
+        self.journal.sync()
+        written = self.store.save(
+            self.ready_points,
+            journal_bytes=self.journal.bytes,
+            journal_sha256=self.journal.sha256,
+            config=self.config.to_dict(),
+            loop=self.snapshot(),
+            states=[self.executor.get_state(w) for w in range(len(self.step))],
+            best_state=self.best_state,
+            step=max(self.step),
+        )
+        self.checkpoint_stats.append((time.perf_counter() - t0, written))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the loop and the decider know (pickled: see :mod:`firepbt.checkpoint`)."""
+        return {
+            "decider": self.decider,
+            "step": self.step,
+            "net": self.net,
+            "hparams": self.hparams,
+            "token": self.token,
+            "busy": self.busy,
+            "since_ready": self.since_ready,
+            "evaluating": sorted(self.evaluating),
+            "lineage": self.lineage,
+            "best": self.best,
+            "best_p1": self.best_p1,
+            "counts": self.counts,
+            "elapsed": self.elapsed,
+            "last_log": self.last_log,
+            "ready_points": self.ready_points,
+            "checkpointed": self.checkpointed,
+            "pending": [astuple(t) for t in self.pending],
+        }
+
+    def restore(self, loop: dict[str, Any]) -> None:
+        for key in (
+            "decider",
+            "step",
+            "net",
+            "hparams",
+            "token",
+            "busy",
+            "since_ready",
+            "lineage",
+            "best",
+            "best_p1",
+            "counts",
+            "elapsed",
+            "last_log",
+            "ready_points",
+            "checkpointed",
+        ):
+            setattr(self, key, loop[key])
+        self.evaluating = set(loop["evaluating"])
+        self.pending = [Task(*t) for t in loop["pending"]]
 
     # -- carrying out ------------------------------------------------------------------
 
     def submit(self, w: int) -> None:
         self.busy[w] = True
-        self.executor.submit(
-            Task(w, self.token[w], self.config.eval_interval, dict(self.hparams[w]))
-        )
+        task = Task(w, self.token[w], self.config.eval_interval, dict(self.hparams[w]))
+        self.pending.append(task)
+        self.executor.submit(task)
 
     def invalidate(self, w: int) -> None:
         """A queued or running task of ``w`` no longer belongs to the network it holds."""
         if self.busy[w]:
             self.executor.cancel(w)
+            self.pending = [t for t in self.pending if t.worker != w]
         self.token[w] += 1
         self.busy[w] = False
 
@@ -233,6 +386,7 @@ class Run:
             return False
         assert self.journal is not None
         self.busy[w] = False
+        self.pending = [t for t in self.pending if t.worker != w]
         start = self.step[w]
         self.step[w] = start + r.steps
         self.lineage.train(self.net[w], start, self.step[w], r.hparams)
@@ -243,6 +397,8 @@ class Run:
         if finite and (self.best is None or q > self.best["q"]):
             test = self.executor.test(w)
             self.best = self.record(w, q, r.score, test)
+            if self.config.keep_best_checkpoints:
+                self.best_state = self.executor.get_state(w)
         if finite and worker.role == "member" and worker.subpop == 1:
             if self.best_p1 is None or q > self.best_p1["q"]:
                 if test is None:
@@ -283,8 +439,10 @@ class Run:
     def apply(self, cmds: list[Command]) -> None:
         assert self.journal is not None
         for cmd in cmds:
+            # Journal before effect: every decision is written (and flushed) before the
+            # loop or the executor acts on it, so a killed controller never leaves an
+            # effect the journal does not explain.
             if isinstance(cmd, SetHparams):
-                self.hparams[cmd.worker] = dict(cmd.hparams)
                 self.emit(
                     {
                         "ev": "hparams",
@@ -295,11 +453,10 @@ class Run:
                         "reason": cmd.reason,
                     }
                 )
+                self.hparams[cmd.worker] = dict(cmd.hparams)
             elif isinstance(cmd, CopyWeights):
                 src, dst = cmd.src, cmd.dst
-                self.invalidate(dst)
-                self.executor.copy(src, dst)
-                new = self.lineage.fork(self.net[src], self.step[src])
+                new = len(self.lineage.nets)  # the id the fork below gives
                 self.emit(
                     {
                         "ev": "copy",
@@ -311,14 +468,14 @@ class Run:
                         "reason": cmd.reason,
                     }
                 )
+                self.invalidate(dst)
+                self.executor.copy(src, dst)
+                self.lineage.fork(self.net[src], self.step[src])
                 self.net[dst] = new
                 self.step[dst] = self.step[src]
                 if cmd.reason in ("exploit", "success"):
                     self.counts[cmd.reason] += 1
             elif isinstance(cmd, Assign):
-                self.evaluating.add(cmd.evaluator)
-                self.since_ready[cmd.evaluator] = 0
-                self.counts["assign"] += 1
                 self.emit(
                     {
                         "ev": "assign",
@@ -327,12 +484,15 @@ class Run:
                         "target": cmd.target,
                     }
                 )
+                self.evaluating.add(cmd.evaluator)
+                self.since_ready[cmd.evaluator] = 0
+                self.counts["assign"] += 1
             elif isinstance(cmd, Free):
+                self.emit({"ev": "free", "evaluator": cmd.evaluator, "reason": cmd.reason})
                 self.evaluating.discard(cmd.evaluator)
                 self.invalidate(cmd.evaluator)
                 if cmd.reason == "stop":
                     self.counts["stop"] += 1
-                self.emit({"ev": "free", "evaluator": cmd.evaluator, "reason": cmd.reason})
         checks = getattr(self.decider, "checks", None)
         if checks:
             for c in checks:

@@ -1,0 +1,82 @@
+"""TensorBoard logging (``tensorboard = true``): every worker's Q and hyperparameters.
+
+An observer of the run's events that writes standard TensorBoard event files under
+``DIR/tensorboard/`` (``tensorboard --logdir DIR`` shows them). Tags name the
+sub-population and role: ``P1/member_3/Q``, ``P2/member_5/lr``,
+``evaluators/evaluator_17/Q``. A scalar's step is the number of steps *that worker*
+has trained so far, which only grows; the network's own step count (which jumps when
+weights are copied in) is in the journal. Diverged scores (no Q) are not written;
+only numeric hyperparameters are (a categorical one is in the journal).
+
+It writes with tensorboard's own event-file writer and protobufs, so it needs the
+``tensorboard`` package (``pip install firepbt[tensorboard]``) but not torch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from firepbt.errors import ConfigError
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+def tag_prefix(role: str, subpop: int, worker: int) -> str:
+    if role == "member":
+        return f"P{subpop}/member_{worker}"
+    return f"evaluators/evaluator_{worker}"
+
+
+class TensorBoardLogger:
+    """Writes a scalar per worker for Q and each numeric hyperparameter of every result."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        try:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        except ImportError:
+            raise ConfigError(
+                "tensorboard: true needs the tensorboard package "
+                "(pip install 'firepbt[tensorboard]')"
+            ) from None
+        self._writer_cls = EventFileWriter
+        self.log_dir = Path(out_dir) / TENSORBOARD_DIR
+        self.writer: Any = None  # created at the run's start, not before
+        self.prefix: list[str] = []
+        self.trained: dict[int, int] = {}
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        kind = ev["ev"]
+        if kind == "start":
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.writer = self._writer_cls(str(self.log_dir), flush_secs=5)
+            self.prefix = [tag_prefix(r, int(s or 0), w) for w, (r, s) in enumerate(ev["roles"])]
+        elif kind == "result" and self.writer is not None:
+            w = ev["worker"]
+            step = self.trained.get(w, 0) + ev["step"] - ev["start"]
+            self.trained[w] = step
+            values = {"Q": ev["score"]}
+            values.update(ev["hparams"])
+            self.write(self.prefix[w], step, values)
+        elif kind == "end":
+            self.close()
+
+    def write(self, prefix: str, step: int, values: dict[str, Any]) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        summary = Summary(
+            value=[
+                Summary.Value(tag=f"{prefix}/{name}", simple_value=float(v))
+                for name, v in values.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+        )
+        if summary.value:
+            self.writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,60 @@
+"""TensorBoard logging: the event files read back match the journal."""
+
+import pytest
+from test_runner import config
+
+from firepbt.config import Config
+from firepbt.errors import ConfigError
+from firepbt.journal import read_events
+from firepbt.runner import run
+
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
+    EventAccumulator,
+)
+
+
+def expected_scalars(events):
+    """tag -> [(worker's trained steps, value)] from the journal."""
+    roles = events[0]["roles"]
+    trained, out = {}, {}
+    for ev in events:
+        if ev["ev"] != "result":
+            continue
+        w = ev["worker"]
+        role, subpop = roles[w]
+        prefix = f"P{subpop}/member_{w}" if role == "member" else f"evaluators/evaluator_{w}"
+        trained[w] = trained.get(w, 0) + ev["step"] - ev["start"]
+        values = {"Q": ev["score"], **ev["hparams"]}
+        for name, v in values.items():
+            if v is not None:
+                out.setdefault(f"{prefix}/{name}", []).append((trained[w], v))
+    return out
+
+
+def test_event_files_hold_every_workers_q_and_hparams(tmp_path):
+    run(config("fire", tensorboard=True), tmp_path)
+    events = list(read_events(tmp_path))
+    assert events[0]["config"]["tensorboard"] is True
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    want = expected_scalars(events)
+    assert tags == set(want)
+    assert {"P1/member_0/Q", "P2/member_4/lr", "evaluators/evaluator_8/Q"} <= tags
+    for tag, points in want.items():
+        got = [(s.step, s.value) for s in acc.Scalars(tag)]
+        assert [s for s, _ in got] == [s for s, _ in points], tag
+        assert [v for _, v in got] == pytest.approx([v for _, v in points], rel=1e-6), tag
+
+
+def test_tensorboard_is_off_by_default(tmp_path):
+    run(config("random"), tmp_path)
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_tensorboard_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="tensorboard: expected bool"):
+        config("random", tensorboard="yes")
+    cfg = config("random", tensorboard=True)
+    assert Config.from_dict(cfg.to_dict()).tensorboard is True

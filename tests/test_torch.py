@@ -1,0 +1,117 @@
+"""The PyTorch helper: a real network trains, copies reproduce, hparams reach the optimiser."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_runner import config  # noqa: E402
+from torch_toys import MLP, AdamMLP  # noqa: E402
+
+from firepbt.config import Config  # noqa: E402
+from firepbt.runner import run  # noqa: E402
+
+H = {"lr": 0.05, "momentum": 0.9}
+
+
+def losses(net, steps, hparams=H):
+    out = []
+    for _ in range(steps):
+        net.train(1, hparams)
+        out.append(net.last_loss)
+    return out
+
+
+def test_a_real_network_learns():
+    net = MLP(seed=0)
+    before = net.evaluate()
+    net.train(200, H)
+    assert net.evaluate() > max(before, 0.9)
+
+
+def test_copied_state_reproduces_the_next_losses_exactly():
+    src = MLP(seed=0)
+    src.train(21, H)  # mid-epoch: 16 batches an epoch
+    src.evaluate()
+    dst = MLP(seed=1)
+    dst.train(5, {"lr": 0.5, "momentum": 0.0})
+    dst.load_state_dict(src.state_dict())
+    a, b = losses(src, 20), losses(dst, 20)
+    assert a == b  # bit for bit: same batches, same dropout masks, same momentum buffers
+    for p, q in zip(src.model.parameters(), dst.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert src.evaluate() == dst.evaluate()
+
+
+def test_state_is_a_snapshot_and_the_global_rng_is_untouched():
+    net = MLP(seed=0)
+    state = net.state_dict()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = losses(net, 5)
+    net.evaluate()
+    assert torch.equal(torch.rand(3), expected)
+    net.load_state_dict(state)
+    assert losses(net, 5) == first
+
+
+def test_evaluation_does_not_change_training():
+    a, b = MLP(seed=3), MLP(seed=3)
+    for _ in range(4):
+        a.train(5, H)
+        a.evaluate()
+        a.test()
+    b.train(20, H)
+    assert a.last_loss == b.last_loss
+
+
+def test_hparams_reach_every_param_group():
+    net = MLP(seed=0)
+    net.train(1, {"lr": 0.01, "momentum": 0.5, "weight_decay": 1e-4, "width_unused": 3})
+    for group in net.optimizer.param_groups:
+        assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.01, 0.5, 1e-4)
+        assert "width_unused" not in group
+    assert net.hparams["width_unused"] == 3
+    adam = AdamMLP(seed=0)
+    adam.train(1, {"lr": 3e-4, "beta1": 0.8, "eps": 1e-6})
+    group = adam.optimizer.param_groups[0]
+    assert group["betas"] == (0.8, 0.999) and group["lr"] == 3e-4 and group["eps"] == 1e-6
+
+
+def test_pbt_run_with_a_torch_trainable(tmp_path):
+    data = config("pbt").to_dict()
+    data.update(
+        trainable="torch_toys:MLP",
+        steps=60,
+        eval_interval=10,
+        ready_interval=20,
+        args={"n": 256},
+        space={
+            "lr": {"kind": "log_uniform", "low": 0.001, "high": 0.5},
+            "momentum": {"kind": "uniform", "low": 0.0, "high": 0.95},
+        },
+    )
+    data["algorithm"]["population"] = 4
+    result = run(Config.from_dict(data), tmp_path / "a")
+    assert result["counts"]["exploit"] > 0
+    assert 0.5 < result["best"]["score"] <= 1.0 and result["replay"]["score"] > 0.5
+    # copies carry RNG and data position: the same seed gives the same run
+    run(Config.from_dict(data), tmp_path / "b")
+    for name in ("events.jsonl", "result.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+ROOT = __import__("pathlib").Path(__file__).parents[1]
+
+
+def test_readme_pytorch_example_is_the_example_file_and_runs(tmp_path):
+    from firepbt.config import load_config
+
+    example = (ROOT / "examples/torch_digits.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert example.split('"""\n', 2)[-1].strip() in readme
+    assert (ROOT / "examples/torch_digits.toml").read_text().strip() in readme
+    cfg = load_config(ROOT / "examples/torch_digits.toml", ["steps=100", "ready_interval=100"])
+    result = run(cfg, tmp_path)
+    assert result["best"]["score"] > 0.8
+    assert (tmp_path / "tensorboard").is_dir()
