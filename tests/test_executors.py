@@ -260,3 +260,32 @@ def test_an_unreachable_ray_address_fails_before_training(tmp_path):
     with pytest.raises(ConfigError, match="ray.address: cannot reach Ray at 127.0.0.1:1"):
         run(cfg, tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_crashed_run_on_worker_processes_resumes(tmp_path, mode):
+    """Checkpoints read states from the process executor; resume loads them back."""
+    from firepbt.resume import resume
+
+    class Crash(Exception):
+        pass
+
+    seen = []
+
+    def crash(event):
+        seen.append(event)
+        if len(seen) == 100:
+            raise Crash
+
+    cfg = config("pbt", mode=mode, executor="processes", slots=2)
+    ref = run(cfg, tmp_path / "ref")
+    with pytest.raises(Crash):
+        run(cfg, tmp_path / "run", observers=[crash])
+    resumed = resume(tmp_path / "run")
+    assert resumed is not None
+    if mode == "sync":  # deterministic: the same run as the uninterrupted one
+        assert (tmp_path / "ref/result.json").read_bytes() == (
+            tmp_path / "run/result.json"
+        ).read_bytes()
+    else:
+        assert resumed["best"]["score"] > 0.9 and ref["best"]["score"] > 0.9

@@ -72,7 +72,10 @@ class SlotPool(Executor):
         self.running: dict[int, deque[Job]] = {}  # slot -> its jobs, oldest (running) first
         self.faults: list[dict[str, Any]] = []
         self._counts = _Refs()
-        self._parked: list[TaskResult] = []  # results that arrived while a test waited
+        # results that arrived while a test waited for a free slot: the loop has not seen
+        # them, so their states become the workers' only when wait() hands them over
+        # (a checkpoint taken meanwhile must see each worker as before that task)
+        self._parked: list[tuple[TaskResult, Job, Ref | None]] = []
         self.has_test = False
 
     # -- what a transport provides ---------------------------------------------------
@@ -178,7 +181,8 @@ class SlotPool(Executor):
         return None
 
     def wait(self, *, every: bool) -> list[TaskResult]:
-        out, self._parked = self._parked, []
+        out = [self._settle(r, job, ref) for r, job, ref in self._parked]
+        self._parked = []
         while (self.queue or self.running) and (every or not out):
             self._dispatch_free()
             for slot, outcome in self.poll(block=True):
@@ -232,9 +236,14 @@ class SlotPool(Executor):
                 if s not in self.running:
                     return s
             for slot, outcome in self.poll(block=True):
-                result = self._finish(slot, outcome)
-                if result is not None:
-                    self._parked.append(result)
+                if isinstance(outcome, Dead):
+                    result = self._finish(slot, outcome)
+                    if result is not None:
+                        self._parked.append((result, _NO_JOB, None))
+                    continue
+                result, ref_out, job = outcome
+                self._retire(slot, job)
+                self._parked.append((result, job, ref_out))
 
     def _finish(
         self, slot: int, outcome: tuple[TaskResult, Ref | None, Job] | Dead
@@ -247,14 +256,22 @@ class SlotPool(Executor):
                 self.queue.appendleft(waiting)
             return self._respawn(slot, jobs[0] if jobs else None, outcome)
         result, ref_out, job = outcome
+        self._retire(slot, job)
+        return self._settle(result, job, ref_out)
+
+    def _retire(self, slot: int, job: Job) -> None:
+        """``job`` finished: its slot has room again."""
         jobs = self.running[slot]
         del jobs[next(i for i, j in enumerate(jobs) if j is job)]
         if not jobs:
             del self.running[slot]
         self._release(job.ref_in)
-        w = job.task.worker
-        if ref_out is not None and job.gen == self.gen[w]:
-            self._point(w, ref_out)
+        job.ref_in = None
+
+    def _settle(self, result: TaskResult, job: Job, ref_out: Ref | None) -> TaskResult:
+        """The state a finished job produced becomes its worker's, unless it is stale."""
+        if ref_out is not None and job is not _NO_JOB and job.gen == self.gen[job.task.worker]:
+            self._point(job.task.worker, ref_out)
         elif ref_out is not None:
             self.drop(ref_out)
         return result
@@ -282,6 +299,9 @@ class SlotPool(Executor):
         self.faults.append({**fault, "action": "failed"})
         error = f"worker died {job.attempts} times ({dead.reason}); gave up"
         return TaskResult(t.worker, t.token, t.steps, t.hparams, math.nan, error)
+
+
+_NO_JOB = Job(Task(-1, -1, 0, {}), -1)  # a parked result that carries no state
 
 
 def _with_faults(result: TaskResult, faults: list[dict[str, Any]]) -> TaskResult:
