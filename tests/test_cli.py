@@ -92,6 +92,7 @@ def test_run_show_replay(tmp_path, cfg):
         (lambda c: c.replace("evaluators = 3", "evaluators = 0"), "algorithm.evaluators"),
         (lambda c: c.replace("steps = 200", ""), "steps: required"),
         (lambda c: c + "\n[nonsense", "not valid TOML"),
+        (lambda c: c + "\n[args]\nwidth = 3\n", "args: building the trainable toys:Climb"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_trains(tmp_path, cfg, edit, message):

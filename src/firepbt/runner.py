@@ -145,7 +145,7 @@ class Run:
     def execute(self) -> dict[str, Any]:
         if (self.out / EVENTS_FILE).exists():
             raise ConfigError(f"--out: {self.out} already holds a run; choose another directory")
-        self.start_executor()  # workers that cannot start fail before the directory is touched
+        self.start_executor()  # a trainable that cannot be built fails before anything is written
         self.out.mkdir(parents=True, exist_ok=True)
         write_run_info(self.out, self.config)
         self.lock = lock_run(self.out)
@@ -183,19 +183,29 @@ class Run:
         )
         return self.drive(loaded)
 
+    started = False
+
     def start_executor(self) -> None:
-        """Start the workers; one that cannot start (an import error, an unreachable
-        cluster) raises ConfigError here, before the run directory is touched."""
+        """Build every worker's trainable; a failure is the user's config (ConfigError)."""
         try:
             self.executor.start(self.spec, self.worker_seeds)
-        except BaseException:
+        except ConfigError:
             self.executor.close()
             raise
+        except Exception as exc:
+            self.executor.close()
+            raise ConfigError(
+                f"args: building the trainable {self.config.trainable}(seed, **args) failed "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        self.started = True
 
     def drive(self, loaded: Loaded | None) -> dict[str, Any]:
         assert self.journal is not None
         t0 = time.perf_counter()
         try:
+            if not self.started:
+                self.start_executor()
             if loaded is None:
                 self.apply(self.decider.start())
             else:

@@ -121,17 +121,22 @@ class RayExecutor(SlotPool):
         if self.address:
             check_address(self.address)
         if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                need = math.ceil(min(self.n_slots, len(seeds)) * self.cpus)
-                ray.init(
-                    address="local",
-                    num_cpus=max(os.cpu_count() or 1, need),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    _node_ip_address="127.0.0.1",
-                )
+            try:
+                if self.address:
+                    ray.init(address=self.address, log_to_driver=False)
+                else:
+                    need = math.ceil(min(self.n_slots, len(seeds)) * self.cpus)
+                    ray.init(
+                        address="local",
+                        num_cpus=max(os.cpu_count() or 1, need),
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        _node_ip_address="127.0.0.1",
+                    )
+            except Exception as exc:
+                raise ConfigError(
+                    f"executor: could not start Ray ({type(exc).__name__}: {exc})"
+                ) from None
             self.owns_ray = True
         self.remote_slot = ray.remote(_Slot)
         super().start(spec, seeds)
