@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="report directory (default bench-report[-quick])")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     p.add_argument("--procs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report from the finished runs in --out; run nothing")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = p.parse_args(argv)
     benches = all_benchmarks(args.quick)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ("bench-report-quick" if args.quick else "bench-report"))
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     t0 = time.perf_counter()
-    wall = run_all(benches, out, args.procs)
+    wall = 0.0 if args.report_only else run_all(benches, out, args.procs)
     write_report(benches, out, command.strip(), wall)
     print(f"wrote {out}/report.md in {time.perf_counter() - t0:.1f}s", flush=True)
     return 0

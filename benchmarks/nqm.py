@@ -76,7 +76,10 @@ def benchmarks(quick: bool) -> list[Benchmark]:
             Benchmark(
                 name="nqm36-noise",
                 title="NQM, 36 workers, 2% evaluation noise (FIRE PBT 3 x 8 + 12)",
-                methods={"pbt": cfg(algorithm("pbt", 36)), "fire": cfg(algorithm("fire", 36, **fire36))},
+                methods={
+                    "pbt": cfg(algorithm("pbt", 36)),
+                    "fire": cfg(algorithm("fire", 36, **fire36)),
+                },
                 seeds=seeds,
                 score="validation loss (noisy)",
                 test="exact loss",

@@ -1,7 +1,7 @@
 """PPO on CartPole-v1 (issue 3's RL task): tuning Adam's lr and the entropy coefficient.
 
 One step = one PPO iteration (8 environments x 32 steps, then 4 epochs of 4
-minibatches); 60 iterations (15,360 environment steps) per member, so the task is not
+minibatches); 40 iterations (10,240 environment steps) per member, so the task is not
 solved by every schedule and the methods can differ. Q is the mean return of the last
 20 training episodes (as PBT does in RL); test is the greedy policy's mean return over
 8 fixed-seed episodes. 11 workers (FIRE PBT 2 x 4 + 3): small, to fit the time budget.
@@ -57,7 +57,7 @@ def benchmarks(quick: bool) -> list[Benchmark]:
         steps, seeds, grid = 10, [0], [1e-3]
     else:
         args = {"num_envs": 8, "rollout": 32, "epochs": 4, "minibatches": 4}
-        steps, seeds, grid = 60, [0, 1], [3e-4, 1e-3, 3e-3]
+        steps, seeds, grid = 40, [0, 1], [3e-4, 1e-3, 3e-3]
     cfg = partial(_config, args=args, steps=steps)
     fire = dict(subpopulations=2, subpopulation_size=4, evaluators=3, max_eval_steps=15,
                 p_stat=0.01)  # fmt: skip

@@ -22,13 +22,17 @@ from benchmarks.common import Benchmark
 
 METHOD_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT"}
 
-# Rough cost of one run relative to an NQM PBT run, to start the longest jobs first.
-_COST = {"mnist1d": 40.0, "ppo": 12.0, "nqm36": 2.0, "nqm": 1.0}
+# Start order: the NQM evidence first (cheap, three seeds), then the long MNIST-1D runs
+# (FIRE PBT first: it is the slowest), then the rest; references last.
+_PRIORITY = ["nqm-noise", "nqm-exact", "mnist1d", "nqm36-noise", "ppo-cartpole"]
+_METHOD_ORDER = {"fire": 0, "pbt": 1, "random": 2}
 
 
-def _cost(job: dict[str, Any]) -> float:
-    base = next((v for k, v in _COST.items() if job["bench"].startswith(k)), 1.0)
-    return base * (2.0 if job.get("method") == "fire" else 1.0)
+def _order(job: dict[str, Any]) -> tuple[int, int, int, int]:
+    bench = _PRIORITY.index(job["bench"]) if job["bench"] in _PRIORITY else len(_PRIORITY)
+    if job["kind"] == "references":
+        return (1, bench, 0, 0)
+    return (0, bench, job.get("seed", 0), _METHOD_ORDER.get(job.get("method", ""), 3))
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def jobs_for(benches: Sequence[Benchmark], out: Path) -> list[dict[str, Any]]:
                 jobs.append({"kind": "run", "bench": b.name, "method": method, "seed": seed,
                              "config": config,
                              "path": str(out / b.name / f"{method}-seed{seed}")})  # fmt: skip
-    return sorted(jobs, key=_cost, reverse=True)
+    return sorted(jobs, key=_order)
 
 
 def run_all(benches: Sequence[Benchmark], out: Path, procs: int) -> float:
@@ -136,12 +140,16 @@ def collect(benches: Sequence[Benchmark], out: Path) -> dict[str, Any]:
     for b in benches:
         methods = {}
         for method in b.methods:
-            runs = {str(s): run_numbers(out / b.name / f"{method}-seed{s}") for s in b.seeds}
+            runs = {
+                str(s): run_numbers(out / b.name / f"{method}-seed{s}")
+                for s in b.seeds
+                if (out / b.name / f"{method}-seed{s}" / "result.json").exists()
+            }
             agg = {c: mean_std([r[c] for r in runs.values()]) for c in COLUMNS}
             methods[method] = {"runs": runs, **agg}
         refs = {}
-        if b.references is not None:
-            path = out / f"references-{b.reference_key}.json"
+        path = out / f"references-{b.reference_key}.json"
+        if b.references is not None and path.exists():
             refs = json.loads(path.read_text(encoding="utf-8"))
         report[b.name] = {"title": b.title, "methods": methods, "references": refs}
     return report
@@ -163,11 +171,14 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
         lines += [f"## {b.title}", "",
                   f"Q = {b.score}; test = {b.test}. Mean ± std (ddof 1) over seeds "
                   f"{', '.join(map(str, b.seeds))}.", "",
-                  f"| method | workers | best Q | test at best Q | replay Q | replay test "
-                  f"| exploits | evaluator successes / assignments |",
+                  "| method | workers | best Q | test at best Q | replay Q | replay test "
+                  "| exploits | evaluator successes / assignments |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for method, m in r["methods"].items():
             runs = list(m["runs"].values())
+            if not runs:
+                lines.append(f"| {METHOD_LABEL.get(method, method)} | not run | | | | | | |")
+                continue
             cfg = b.methods[method]["algorithm"]
             workers = cfg.get("population") or (
                 cfg["subpopulations"] * cfg["subpopulation_size"] + cfg["evaluators"]
@@ -178,7 +189,7 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
             succ = sum(x["successes"] for x in runs) / len(runs)
             assigns = sum(x["assigns"] for x in runs) / len(runs)
             lines.append(
-                f"| {METHOD_LABEL.get(method, method)} | {workers} | {fmt_ms(m['best'])} | "
+                f"| {METHOD_LABEL.get(method, method)} (n={len(runs)}) | {workers} | {fmt_ms(m['best'])} | "
                 f"{fmt_ms(m['test'])} | {fmt_ms(m['replay'])} | {fmt_ms(m['replay_test'])} | "
                 f"{exploits:.0f} | {succ:.1f} / {assigns:.1f} |"
             )
@@ -216,9 +227,13 @@ def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> 
 
     for b in benches:
         r = report[b.name]
-        figs = []
+        figs: list[str] = []
+        r["figures"] = figs
+        done = {m: [int(s) for s in r["methods"][m]["runs"]] for m in b.methods}
+        if not any(done.values()):
+            continue
         scheds = {
-            METHOD_LABEL[m]: [best_schedule(out / b.name / f"{m}-seed{s}") for s in b.seeds]
+            METHOD_LABEL[m]: [best_schedule(out / b.name / f"{m}-seed{s}") for s in done[m]]
             for m in b.methods
         }
         refs = {v["label"]: v["schedule"] for v in r["references"].values()}
@@ -226,14 +241,14 @@ def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> 
                              references=refs, title=f"{b.title}: best schedules")  # fmt: skip
         figs.append(p.name)
         for m in b.methods:
-            if m == "random":
+            if m == "random" or b.seeds[0] not in done[m]:
                 continue
             run = out / b.name / f"{m}-seed{b.seeds[0]}"
             p = render_hparam_bands(hparam_bands(run), out / f"{b.name}-fig4a-{m}-seed{b.seeds[0]}.png",
                                     title=f"{b.title}: {METHOD_LABEL[m]}, seed {b.seeds[0]}")  # fmt: skip
             figs.append(p.name)
         curves = {
-            METHOD_LABEL[m]: [best_curve(out / b.name / f"{m}-seed{s}") for s in b.seeds]
+            METHOD_LABEL[m]: [best_curve(out / b.name / f"{m}-seed{s}") for s in done[m]]
             for m in b.methods
         }
         minimise = b.methods[next(iter(b.methods))]["direction"] == "min"
@@ -242,7 +257,6 @@ def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> 
                                references={v["label"]: v["score"] for v in r["references"].values()},
                                title=f"{b.title}: best Q so far (mean, min-max over seeds)")  # fmt: skip
         figs.append(p.name)
-        r["figures"] = figs
 
 
 def machine() -> str:
@@ -251,17 +265,29 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
-def write_report(benches: Sequence[Benchmark], out: Path, command: str, wall: float) -> dict[str, Any]:
+def write_report(
+    benches: Sequence[Benchmark], out: Path, command: str, wall: float
+) -> dict[str, Any]:
     report = collect(benches, out)
     figures(benches, report, out)
+    run_seconds = sum(
+        x["wall_seconds"]
+        for r in report.values()
+        for m in r["methods"].values()
+        for x in m["runs"].values()
+    )
     head = [
         "# firepbt benchmark report",
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine()}  ",
-        f"Wall time of the runs: {wall / 60:.1f} min (this invocation; finished runs are reused)",
+        f"Wall time of the runs: {wall / 60:.1f} min (this invocation; finished runs are reused)  ",
+        f"Sum of the runs' own wall times (timing.json): {run_seconds / 60:.1f} min",
     ]
     (out / "report.md").write_text(markdown(benches, report, head), encoding="utf-8")
-    meta = {"command": command, "machine": machine(), "wall_seconds": wall}
-    (out / "report.json").write_text(json.dumps({"meta": meta, "benchmarks": report}, indent=1) + "\n")
+    meta = {"command": command, "machine": machine(), "wall_seconds": wall,
+            "run_seconds": run_seconds}  # fmt: skip
+    (out / "report.json").write_text(
+        json.dumps({"meta": meta, "benchmarks": report}, indent=1) + "\n"
+    )
     return report

@@ -251,7 +251,9 @@ def render_best_curves(
         grid = np.unique(np.concatenate([x for x, _ in runs]))
         ys = np.stack([_hold(x, y, grid) for x, y in runs])
         color = colors[i % len(colors)]
-        ax.plot(grid, np.nanmean(ys, axis=0), color=color, lw=1.5, label=f"{method} (n={len(runs)})")
+        ax.plot(
+            grid, np.nanmean(ys, axis=0), color=color, lw=1.5, label=f"{method} (n={len(runs)})"
+        )
         if len(runs) > 1:
             ax.fill_between(grid, np.nanmin(ys, 0), np.nanmax(ys, 0), color=color, alpha=0.2)
     for k, (label, value) in enumerate((references or {}).items()):

@@ -50,7 +50,7 @@ class PPO:
 
         torch.set_num_threads(1)
         self.torch = torch
-        self.cfg = dict(
+        self.cfg: dict[str, Any] = dict(
             rollout=rollout,
             epochs=epochs,
             minibatches=minibatches,
