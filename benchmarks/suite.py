@@ -109,6 +109,14 @@ def run_numbers(run_dir: Path) -> dict[str, Any]:
     replay = result.get("replay") or {}
     copies = [e for e in events if e["ev"] == "copy"]
     checks = [e for e in events if e["ev"] == "check"]
+    outcomes: dict[str, int] = {}
+    for e in checks:
+        outcomes[e["outcome"]] = outcomes.get(e["outcome"], 0) + 1
+    frees: dict[str, int] = {}
+    for e in events:
+        if e["ev"] == "free":
+            frees[e["reason"]] = frees.get(e["reason"], 0) + 1
+    success_steps = sorted(e["step"] for e in copies if e["reason"] == "success")
     return {
         "best": best.get("score"),
         "test": best.get("test"),
@@ -119,8 +127,19 @@ def run_numbers(run_dir: Path) -> dict[str, Any]:
         "successes": sum(1 for e in copies if e["reason"] == "success"),
         "assigns": sum(1 for e in events if e["ev"] == "assign"),
         "checks": len(checks),
+        "check_outcomes": outcomes,
+        "free_reasons": frees,
+        "no_overlap_checks": sum(1 for e in checks if e["p"] is None),
+        "success_p_median": _median([e["p"] for e in checks if e["outcome"] == "success"]),
+        "success_diff_median": _median([e["diff"] for e in checks if e["outcome"] == "success"]),
+        "success_steps": success_steps,
         "wall_seconds": json.loads((run_dir / "timing.json").read_text())["wall_seconds"],
     }
+
+
+def _median(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
@@ -204,11 +223,33 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
                 for s, x in m["runs"].items()
             )
             lines.append(f"- {METHOD_LABEL.get(method, method)}: {per}")
+        fire = r["methods"].get("fire", {}).get("runs", {})
+        if fire:
+            lines += ["", "FIRE PBT evaluators, from the journal's `check` and `free` events "
+                      "(per seed: checks by outcome; frees by reason; checks without overlap; "
+                      "median p and best_score_diff of the successful checks; steps of the "
+                      "successes, first / last):", ""]  # fmt: skip
+            for seed, x in fire.items():
+                steps = x["success_steps"]
+                span = f"{steps[0]} / {steps[-1]}" if steps else "-"
+                lines.append(
+                    f"- seed {seed}: {_kv(x['check_outcomes'])}; frees {_kv(x['free_reasons'])}; "
+                    f"no overlap {x['no_overlap_checks']}; median p {_g(x['success_p_median'])}, "
+                    f"median diff {_g(x['success_diff_median'])}; successes at steps {span}"
+                )
         lines += ["", *b.notes, ""] if b.notes else [""]
         for fig in r.get("figures", []):
             lines.append(f"![{fig}]({fig})")
         lines.append("")
     return "\n".join(lines)
+
+
+def _kv(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3g}"
 
 
 def _f(v: float | None) -> str:
