@@ -43,7 +43,7 @@ def _references(steps: int, dim: int) -> dict[str, dict[str, Any]]:
 
 
 def benchmarks(quick: bool) -> list[Benchmark]:
-    dim, steps = (1000, 2000) if quick else (10_000, 10_000)
+    dim, steps = (500, 1000) if quick else (10_000, 10_000)
     seeds = [0, 1] if quick else [0, 1, 2]
     n22 = 10 if quick else 22
     fire22 = dict(subpopulations=2, subpopulation_size=4 if quick else 8,
