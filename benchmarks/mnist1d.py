@@ -44,7 +44,7 @@ def benchmarks(quick: bool) -> list[Benchmark]:
     else:
         args = {"num_samples": 10_000, "hidden": 100}
         steps, ready, max_eval, n, sub, ev, seeds = 4000, 100, 300, 22, 8, 6, [0, 1]
-        grid = [0.05, 0.1, 0.2, 0.4, 0.8]
+        grid = [0.1, 0.2, 0.4]
     cfg = partial(_config, args=args, steps=steps, ready=ready, max_eval=max_eval)
     fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev, p_stat=0.01)
     return [
