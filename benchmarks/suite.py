@@ -322,7 +322,11 @@ def write_report(
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine()}  ",
-        f"Wall time of the runs: {wall / 60:.1f} min (this invocation; finished runs are reused)  ",
+        (
+            f"Wall time of the runs: {wall / 60:.1f} min (this invocation; finished runs are reused)  "
+            if wall
+            else "Report only (--report-only): no run in this invocation  "
+        ),
         f"Sum of the runs' own wall times (timing.json): {run_seconds / 60:.1f} min",
     ]
     (out / "report.md").write_text(markdown(benches, report, head), encoding="utf-8")
