@@ -1,4 +1,4 @@
-"""The ``firepbt`` command line: run, resume, demo, show, replay, configs.
+"""The ``firepbt`` command line: run, resume, demo, show, replay, plot, configs.
 
 Every error found before training (a bad config, an unimportable trainable, a run
 directory that is not a run) prints one line and exits with status 2.
@@ -169,6 +169,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from firepbt.plots import plot_run, runs_under
+
+    runs = list(runs_under(args.dir))
+    if not runs:
+        raise ConfigError(f"{args.dir}: no run found (no events.jsonl at or below it)")
+    for run_dir in runs:
+        for path in plot_run(run_dir):
+            print(f"plot: {path}")
+    return 0
+
+
 def cmd_configs(args: argparse.Namespace) -> int:
     for name, path in sorted(bundled_configs().items()):
         print(f"{name:16s} {path}")
@@ -212,6 +224,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("dir")
     rp.add_argument("--seed", type=int)
     rp.set_defaults(func=cmd_replay)
+    pl = sub.add_parser("plot", help="figures (PNG) of a run, or of every run below DIR")
+    pl.add_argument("dir")
+    pl.set_defaults(func=cmd_plot)
     c = sub.add_parser("configs", help="list the bundled configs")
     c.set_defaults(func=cmd_configs)
     return p

@@ -1,0 +1,40 @@
+"""What a benchmark is: named configs per method, seeds, references, how to show scores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Benchmark:
+    """One table of the report: methods (config dicts) run over the same seeds.
+
+    ``references`` (optional) computes reference schedules in a worker process:
+    ``{key: {"label", "score", "test", "schedule"}}`` where ``score``/``test`` are in the
+    benchmark's units; ``reference_key`` names the references shared by several
+    benchmarks (computed once).
+    """
+
+    name: str
+    title: str
+    methods: dict[str, dict[str, Any]]
+    seeds: list[int]
+    score: str  # what Q is, e.g. "validation loss"
+    test: str  # what the test score is
+    hparam: str = "lr"  # plotted in Figure 1
+    references: Callable[[], dict[str, dict[str, Any]]] | None = None
+    reference_key: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def algorithm(kind: str, workers: int, **fire: Any) -> dict[str, Any]:
+    """The ``[algorithm]`` table: random / pbt with ``workers``, or FIRE's settings."""
+    if kind == "fire":
+        return {"name": "fire", **fire}
+    return {"name": kind, "population": workers}
+
+
+def fire_workers(table: dict[str, Any]) -> int:
+    return int(table["subpopulations"] * table["subpopulation_size"] + table["evaluators"])

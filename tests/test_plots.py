@@ -1,0 +1,71 @@
+"""Figures from the journal: extraction functions on a small FIRE run, and ``firepbt plot``."""
+
+import pytest
+
+from firepbt.config import Config
+from firepbt.lineage import Lineage
+from firepbt.plots import best_curve, best_result, best_schedule, hparam_bands, plot_run
+from firepbt.runner import run
+
+CONFIG = {
+    "trainable": "firepbt.benchmarks.nqm:NQM",
+    "direction": "min",
+    "steps": 600,
+    "eval_interval": 10,
+    "ready_interval": 50,
+    "args": {"dim": 100, "noise": 0.02},
+    "space": {"lr": {"kind": "log_uniform", "low": 0.01, "high": 1.0}},
+    "algorithm": {"name": "fire", "subpopulation_size": 4, "evaluators": 3, "max_eval_steps": 100},
+}
+
+
+@pytest.fixture(scope="module")
+def fire_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "fire"
+    result = run(Config.from_dict(CONFIG), out)
+    return out, result
+
+
+def test_best_from_journal_matches_result(fire_run):
+    out, result = fire_run
+    best = best_result(out)
+    assert best["score"] == result["best"]["score"]
+    assert best["step"] == result["best"]["step"]
+    assert best_schedule(out) == result["best"]["schedule"]
+
+
+def test_best_curve_is_monotone(fire_run):
+    out, result = fire_run
+    x, y = best_curve(out)
+    assert (x[1:] > x[:-1]).all() and (y[1:] <= y[:-1]).all()
+    assert y[-1] == result["best"]["score"] and x[-1] == 600
+
+
+def test_hparam_bands(fire_run):
+    out, result = fire_run
+    data = hparam_bands(out)
+    assert data["names"] == ["lr"]
+    assert set(data["bands"]["lr"]) <= {0, 1, 2} and {1, 2} <= set(data["bands"]["lr"])
+    for band in data["bands"]["lr"].values():
+        assert (band["min"] <= band["median"]).all() and (band["median"] <= band["max"]).all()
+    assert len(data["successes"]) == result["counts"]["success"]
+
+
+def test_plot_run_and_cli(fire_run, capsys):
+    pytest.importorskip("matplotlib")
+    from firepbt.cli import main
+
+    out, _ = fire_run
+    paths = plot_run(out)
+    assert [p.name for p in paths] == ["hparams.png", "best_score.png", "schedule.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert main(["plot", str(out.parent)]) == 0
+    assert "hparams.png" in capsys.readouterr().out
+    assert main(["plot", str(out / "plots")]) == 2
+
+
+def test_lineage_consistent(fire_run):
+    from firepbt.journal import read_events
+
+    lin = Lineage.from_events(read_events(fire_run[0]))
+    assert lin.nets
