@@ -17,15 +17,9 @@ import time
 from collections import deque
 from typing import IO, Any
 
+from firepbt.results import fmt
+
 Event = dict[str, Any]
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 class PopulationView:
@@ -139,7 +133,7 @@ class PopulationView:
         for k, vs in values.items():
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vs):
                 lo, hi = min(vs), max(vs)
-                out[k] = _fmt(lo) if lo == hi else f"{_fmt(lo)}–{_fmt(hi)}"
+                out[k] = fmt(lo) if lo == hi else f"{fmt(lo)}–{fmt(hi)}"
             else:
                 out[k] = ",".join(sorted({str(v) for v in vs}))
         return out
@@ -151,17 +145,17 @@ class PopulationView:
             finite = [s for s in scores if s is not None and math.isfinite(s)]
             if not finite:
                 return "-"
-            return _fmt(max(finite, key=lambda s: self.sign * s))
+            return fmt(max(finite, key=lambda s: self.sign * s))
         parents = set(self.members(subpop))
         diffs = [
             e["diff"]
             for e in self.evaluators.values()
             if e["parent"] in parents and e["diff"] is not None
         ]
-        return f"diff {_fmt(max(diffs))}" if diffs else "-"
+        return f"diff {fmt(max(diffs))}" if diffs else "-"
 
     def headline(self) -> str:
-        best = "-" if self.best is None else f"{_fmt(self.best[0])} ({self.name(self.best[1])})"
+        best = "-" if self.best is None else f"{fmt(self.best[0])} ({self.name(self.best[1])})"
         c = self.counts
         done = self.done()
         text = f"step {done}/{self.steps} ({max(0, self.steps - done)} left)  best {best}"
@@ -274,10 +268,10 @@ class RichProgress:
                     str(e),
                     v.name(info["parent"]),
                     v.name(info["target"]),
-                    _fmt(info["trained"]),
-                    _fmt(info["p"]),
-                    _fmt(info["threshold"]),
-                    _fmt(info["diff"]),
+                    fmt(info["trained"]),
+                    fmt(info["p"]),
+                    fmt(info["threshold"]),
+                    fmt(info["diff"]),
                 )
             parts.append(evs)
         if v.recent:

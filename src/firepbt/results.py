@@ -22,7 +22,8 @@ def load_result(run_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A table cell: '-' for None, 4 significant digits for floats."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -43,12 +44,12 @@ def summary_rows(results: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str
                 r["algorithm"],
                 str(r["workers"]),
                 r["mode"],
-                _fmt(best.get("score")),
-                _fmt(best.get("test")),
-                _fmt(best.get("step")),
-                _fmt(p1.get("score")),
-                _fmt(replay.get("score")),
-                _fmt(replay.get("test")),
+                fmt(best.get("score")),
+                fmt(best.get("test")),
+                fmt(best.get("step")),
+                fmt(p1.get("score")),
+                fmt(replay.get("score")),
+                fmt(replay.get("test")),
                 str(counts.get("exploit", 0)),
                 f"{counts.get('success', 0)}/{counts.get('assign', 0)}",
             ]
@@ -84,6 +85,6 @@ def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) 
 def schedule_text(schedule: Sequence[dict[str, Any]]) -> str:
     parts = []
     for seg in schedule:
-        hp = ", ".join(f"{k}={_fmt(v)}" for k, v in seg["hparams"].items())
+        hp = ", ".join(f"{k}={fmt(v)}" for k, v in seg["hparams"].items())
         parts.append(f"  [{seg['start']:>7}, {seg['end']:>7})  {hp}")
     return "\n".join(parts)

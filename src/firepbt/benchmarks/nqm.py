@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -234,6 +234,14 @@ def best_constant_lr(
             final_loss([(total_steps, math.exp(log_lr))], dim=dim, batch_size=batch_size)
         )
 
+    return _minimise_log_lr(f, lr_min, lr_max)
+
+
+def _minimise_log_lr(
+    f: Callable[[float], float], lr_min: float, lr_max: float
+) -> tuple[float, float]:
+    """Minimise ``f(log lr)`` over [lr_min, lr_max]: a 41-point grid, then bounded Brent
+    around the best grid point. Returns ``(lr, f)``."""
     grid = np.linspace(math.log(lr_min), math.log(lr_max), 41)
     values = [f(float(g)) for g in grid]
     i = int(np.argmin(values))
@@ -278,13 +286,7 @@ def tuned_cosine(
         sched = _cosine_pieces(total_steps, math.exp(log_peak), pieces)
         return _penalised(final_loss(sched, dim=dim, batch_size=batch_size))
 
-    grid = np.linspace(math.log(lr_min), math.log(lr_max), 41)
-    values = [f(float(g)) for g in grid]
-    i = int(np.argmin(values))
-    lo, hi = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, len(grid) - 1)])
-    res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
-    best_log, best = (float(res.x), float(res.fun)) if res.fun < values[i] else (grid[i], values[i])
-    return math.exp(best_log), best
+    return _minimise_log_lr(f, lr_min, lr_max)
 
 
 def best_piecewise_schedule(
