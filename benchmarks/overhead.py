@@ -15,6 +15,7 @@ worker processes or actors happens once per experiment).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import sys
@@ -156,16 +157,21 @@ def main() -> None:
             f"{ms:7g} {'bare loop':<22} {bare:8.2f} {0.0:7.2f} {1.0:7.2f} {0.0:17.3f}", flush=True
         )
         for executor in args.executors:
+            # Checkpoints (issue 5) are on by default; in-process also runs without them to
+            # show the loop's own overhead apart from the checkpoint writes.
             variants = (
-                [(None, "sync")]
+                [(None, "sync", True), (None, "sync", False)]
                 if executor == "inprocess"
-                else [(s, mode) for s in args.slots for mode in ("sync", "async")]
+                else [(s, mode, True) for s in args.slots for mode in ("sync", "async")]
             )
-            for slots, mode in variants:
-                cfg = config(ms, executor, mode, slots)
+            for slots, mode, checkpoints in variants:
+                cfg = dataclasses.replace(
+                    config(ms, executor, mode, slots), checkpoints=checkpoints
+                )
                 with tempfile.TemporaryDirectory() as out:
                     wall, start = timed_run(cfg, Path(out) / "run")
                 name = executor + (f" {slots} slot {mode}" if slots else f" {mode}")
+                name += "" if checkpoints else " no ckpt"
                 loop = wall - start
                 over = (loop - bare) / calls * 1000
                 print(
