@@ -95,6 +95,7 @@ class Run:
         observers: list[Observer] | None = None,
     ) -> None:
         self.config = config
+        self.config_dict = config.to_dict()  # journalled, checkpointed and in result.json
         self.observers = [*(observers or []), *observers_for(config, out_dir)]
         self.out = Path(out_dir)
         self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
@@ -139,7 +140,7 @@ class Run:
             "workers": len(self.decider.workers),
             "roles": [[w.role, w.subpop] for w in self.decider.workers],
             "seeds": self.worker_seeds,
-            "config": self.config.to_dict(),
+            "config": self.config_dict,
         }
 
     def execute(self) -> dict[str, Any]:
@@ -319,7 +320,7 @@ class Run:
             self.ready_points,
             journal_bytes=self.journal.bytes,
             journal_sha256=self.journal.sha256,
-            config=self.config.to_dict(),
+            config=self.config_dict,
             loop=self.snapshot(),
             states=[self.executor.get_state(w) for w in range(len(self.step))],
             best_state=self.best_state,
@@ -547,7 +548,7 @@ class Run:
             "best_p1": self.describe(self.best_p1),
             "replay": replay,
             "counts": dict(self.counts),
-            "config": cfg.to_dict(),
+            "config": self.config_dict,
         }
 
 
