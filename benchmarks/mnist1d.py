@@ -18,7 +18,7 @@ def _config(algo: dict[str, Any], *, args: dict[str, Any], steps: int, ready: in
     if algo["name"] == "fire":
         algo = {**algo, "max_eval_steps": max_eval}
     return {
-        "trainable": "firepbt.benchmarks.mnist1d:MNIST1D",
+        "trainable": "firepbt.tasks.mnist1d:MNIST1D",
         "direction": "max",
         "steps": steps,
         "eval_interval": 10,
@@ -31,7 +31,7 @@ def _config(algo: dict[str, Any], *, args: dict[str, Any], steps: int, ready: in
 
 
 def _references(steps: int, args: dict[str, Any], grid: list[float]) -> dict[str, dict[str, Any]]:
-    from firepbt.benchmarks.mnist1d import reference_schedules
+    from firepbt.tasks.mnist1d import reference_schedules
 
     return reference_schedules(steps, args, grid)
 

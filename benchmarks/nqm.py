@@ -3,7 +3,7 @@
 22 workers with 2% evaluation noise and without (FIRE PBT 2 x 8 + 6 evaluators), and
 36 workers with noise (FIRE PBT 3 x 8 + 12 against PBT 36). References: the best
 constant lr, a tuned cosine decay and the best 10-piece schedule
-(:func:`firepbt.benchmarks.nqm.references`), exact losses.
+(:func:`firepbt.tasks.nqm.references`), exact losses.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from benchmarks.common import Benchmark, algorithm
 
 def _config(algo: dict[str, Any], *, dim: int, steps: int, noise: float) -> dict[str, Any]:
     return {
-        "trainable": "firepbt.benchmarks.nqm:NQM",
+        "trainable": "firepbt.tasks.nqm:NQM",
         "direction": "min",
         "steps": steps,
         "eval_interval": 10,
@@ -29,7 +29,7 @@ def _config(algo: dict[str, Any], *, dim: int, steps: int, noise: float) -> dict
 
 
 def _references(steps: int, dim: int) -> dict[str, dict[str, Any]]:
-    from firepbt.benchmarks.nqm import references
+    from firepbt.tasks.nqm import references
 
     out = {}
     for key, ref in references(steps, 1.0, dim=dim).items():

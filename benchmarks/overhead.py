@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # workers import BusyNQM from here
 
-from firepbt.benchmarks.nqm import NQM  # noqa: E402
 from firepbt.config import Config  # noqa: E402
-from firepbt.runner import Run  # noqa: E402
+from firepbt.runner.loop import Run  # noqa: E402
+from firepbt.tasks.nqm import NQM  # noqa: E402
 
 WORKERS, CALLS, EXPLOIT_EVERY, STEPS_PER_CALL = 16, 100, 10, 10
 

@@ -19,7 +19,7 @@ from benchmarks.common import Benchmark, algorithm
 
 def _config(algo: dict[str, Any], *, args: dict[str, Any], steps: int) -> dict[str, Any]:
     return {
-        "trainable": "firepbt.benchmarks.ppo:PPO",
+        "trainable": "firepbt.tasks.ppo:PPO",
         "direction": "max",
         "steps": steps,
         "eval_interval": 1,
@@ -35,7 +35,7 @@ def _config(algo: dict[str, Any], *, args: dict[str, Any], steps: int) -> dict[s
 
 
 def _references(steps: int, args: dict[str, Any], grid: list[float]) -> dict[str, dict[str, Any]]:
-    from firepbt.benchmarks.ppo import PPO
+    from firepbt.tasks.ppo import PPO
 
     best: dict[str, Any] | None = None
     for lr in grid:

@@ -2,7 +2,7 @@
 
 Every number in ``report.md`` / ``report.json`` is read back from the runs' files, not
 from memory: the best score and the test score at that point from ``events.jsonl``
-(:func:`firepbt.plots.best_result`), the replay from ``result.json``. A finished run
+(:func:`firepbt.report.plots.best_result`), the replay from ``result.json``. A finished run
 (its ``result.json`` exists) is not run again, so an interrupted suite resumes.
 """
 
@@ -44,8 +44,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             refs = job["fn"]()
             path.write_text(json.dumps(refs, indent=1) + "\n", encoding="utf-8")
     elif not (path / "result.json").exists():
+        from firepbt.api import run
         from firepbt.config import Config
-        from firepbt.runner import run
 
         if path.exists():  # an interrupted run: start it again
             for f in path.iterdir():
@@ -100,8 +100,8 @@ def _log(i: int, n: int, r: dict[str, Any], t0: float) -> None:
 
 def run_numbers(run_dir: Path) -> dict[str, Any]:
     """The numbers of one run, read from its journal (and the replay from result.json)."""
-    from firepbt.journal import read_events
-    from firepbt.plots import best_result
+    from firepbt.report.plots import best_result
+    from firepbt.runner.journal import read_events
 
     events = list(read_events(run_dir))
     best = best_result(events) or {}
@@ -257,7 +257,7 @@ def _f(v: float | None) -> str:
 
 
 def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> None:
-    from firepbt.plots import (
+    from firepbt.report.plots import (
         best_curve,
         best_schedule,
         hparam_bands,

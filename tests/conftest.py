@@ -5,7 +5,7 @@ from pathlib import Path
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 # Checkpoints skip fsync in tests (a killed process loses nothing without it; see
-# firepbt.checkpoint.fsync_enabled); the durability tests turn it back on where it matters.
+# firepbt.runner.checkpoint.fsync_enabled); the durability tests turn it back on where it matters.
 os.environ.setdefault("FIREPBT_FSYNC", "0")
 
 
@@ -16,7 +16,8 @@ import pytest  # noqa: E402
 def _ray():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        # address="local": always a new local Ray, never a cluster already running here
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

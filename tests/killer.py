@@ -11,8 +11,8 @@ import os
 import signal
 import sys
 
-import firepbt.checkpoint
-import firepbt.journal
+import firepbt.runner.checkpoint
+import firepbt.runner.journal
 from firepbt.cli import main
 
 KIND = os.environ.get("KILL_ON", "event")
@@ -31,14 +31,14 @@ def die() -> None:
 
 
 if KIND == "event":
-    write = firepbt.journal.Journal.write
+    write = firepbt.runner.journal.Journal.write
 
     def journal_write(self, event):
         write(self, event)
         if tick():
             die()
 
-    firepbt.journal.Journal.write = journal_write
+    firepbt.runner.journal.Journal.write = journal_write
 elif KIND == "fsync":
     fsync = os.fsync
 
@@ -58,7 +58,7 @@ elif KIND == "replace":
 
     os.replace = killing_replace
 elif KIND == "write":
-    atomic = firepbt.checkpoint.atomic_write
+    atomic = firepbt.runner.checkpoint.atomic_write
 
     def torn_write(path, data, **kw):
         if tick():  # a torn temporary file, as a kill in the middle of write() leaves
@@ -67,6 +67,6 @@ elif KIND == "write":
             die()
         atomic(path, data, **kw)
 
-    firepbt.checkpoint.atomic_write = torn_write
+    firepbt.runner.checkpoint.atomic_write = torn_write
 
 sys.exit(main(sys.argv[1:]))

@@ -23,7 +23,7 @@ def _copy_is_exact(make, hp, steps):
 
 def test_mnist1d_copy_is_exact_and_seeded():
     pytest.importorskip("mnist1d")
-    from firepbt.benchmarks.mnist1d import MNIST1D
+    from firepbt.tasks.mnist1d import MNIST1D
 
     def make(seed):
         return MNIST1D(seed, num_samples=1000, hidden=16)
@@ -40,7 +40,7 @@ def test_mnist1d_copy_is_exact_and_seeded():
 
 def test_ppo_copy_is_exact_and_seeded():
     pytest.importorskip("gymnasium")
-    from firepbt.benchmarks.ppo import PPO
+    from firepbt.tasks.ppo import PPO
 
     def make(seed):
         return PPO(seed, num_envs=2, rollout=16, epochs=1, minibatches=2)

@@ -3,7 +3,7 @@
 import pytest
 
 from firepbt.config import Config, FireSettings, apply_overrides
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
 
 GOOD = {
     "trainable": "toys:Climb",

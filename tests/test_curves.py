@@ -1,4 +1,4 @@
-"""Tests for firepbt.curves (SPEC.md "Curves"). Expected values are computed by hand."""
+"""Tests for firepbt.core.curves (SPEC.md "Curves"). Expected values are computed by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from firepbt import curves
-from firepbt.curves import Curve, best_score_diff, binom_test, overlap
+from firepbt.core import curves
+from firepbt.core.curves import Curve, best_score_diff, binom_test, overlap
 
 
 def C(*scores: float, start: int = 0, every: int = 1) -> Curve:

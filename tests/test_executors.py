@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firepbt.api import run
 from firepbt.config import Config
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
+from firepbt.core.trainable import TrainableSpec
 from firepbt.executors import InProcessExecutor, ProcessExecutor, Task
-from firepbt.journal import read_events
-from firepbt.runner import run
-from firepbt.trainable import TrainableSpec
+from firepbt.runner.journal import read_events
 
 BASE = {
     "trainable": "toys:Climb",
@@ -265,7 +265,7 @@ def test_an_unreachable_ray_address_fails_before_training(tmp_path):
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_crashed_run_on_worker_processes_resumes(tmp_path, mode):
     """Checkpoints read states from the process executor; resume loads them back."""
-    from firepbt.resume import resume
+    from firepbt.api import resume
 
     class Crash(Exception):
         pass

@@ -11,8 +11,8 @@ import pytest
 
 from firepbt.algorithms import Assign, CopyWeights, Free, SetHparams
 from firepbt.algorithms.fire import FirePBT, max_significant_points
-from firepbt.curves import Curve, best_score_diff
-from firepbt.space import LogUniform, SearchSpace
+from firepbt.core.curves import Curve, best_score_diff
+from firepbt.core.space import LogUniform, SearchSpace
 
 SPACE = SearchSpace({"lr": LogUniform(0.01, 1.0)})
 

@@ -1,6 +1,6 @@
 """Schedules from lineage (SPEC "Lineage and schedules")."""
 
-from firepbt.lineage import Lineage
+from firepbt.runner.lineage import Lineage
 
 
 def seg(start, end, lr):

@@ -5,9 +5,9 @@ import io
 import pytest
 from test_runner import config
 
-from firepbt.journal import read_events
-from firepbt.live import PlainProgress, PopulationView, RichProgress, progress_observer
-from firepbt.runner import run
+from firepbt.api import run
+from firepbt.report.live import PlainProgress, PopulationView, RichProgress, progress_observer
+from firepbt.runner.journal import read_events
 
 
 def test_view_follows_a_fire_run_from_its_events(tmp_path):

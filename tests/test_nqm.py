@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from firepbt.benchmarks.nqm import (
+from firepbt.tasks.nqm import (
     NQM,
     best_constant_lr,
     best_piecewise_schedule,
@@ -197,9 +197,10 @@ def test_lr_max_clips_and_bad_lrs_raise():
 
 
 def test_is_a_firepbt_trainable():
-    from firepbt.trainable import Trainable, load_trainable
+    from firepbt.core.trainable import Trainable, load_trainable
 
-    assert load_trainable("firepbt.benchmarks.nqm:NQM") is NQM
+    assert load_trainable("firepbt.tasks.nqm:NQM") is NQM
+    assert load_trainable("firepbt.benchmarks.nqm:NQM") is NQM  # the name before 0.2
     assert isinstance(NQM(0, dim=10), Trainable)
 
 

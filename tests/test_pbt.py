@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from firepbt.algorithms import PBT, CopyWeights, SetHparams, truncation
-from firepbt.space import LogUniform, SearchSpace
+from firepbt.core.space import LogUniform, SearchSpace
 
 SPACE = SearchSpace({"lr": LogUniform(0.01, 1.0)})
 

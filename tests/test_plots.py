@@ -2,13 +2,13 @@
 
 import pytest
 
+from firepbt.api import run
 from firepbt.config import Config
-from firepbt.lineage import Lineage
-from firepbt.plots import best_curve, best_result, best_schedule, hparam_bands, plot_run
-from firepbt.runner import run
+from firepbt.report.plots import best_curve, best_result, best_schedule, hparam_bands, plot_run
+from firepbt.runner.lineage import Lineage
 
 CONFIG = {
-    "trainable": "firepbt.benchmarks.nqm:NQM",
+    "trainable": "firepbt.tasks.nqm:NQM",
     "direction": "min",
     "steps": 600,
     "eval_interval": 10,
@@ -65,7 +65,7 @@ def test_plot_run_and_cli(fire_run, capsys):
 
 
 def test_lineage_consistent(fire_run):
-    from firepbt.journal import read_events
+    from firepbt.runner.journal import read_events
 
     lin = Lineage.from_events(read_events(fire_run[0]))
     assert lin.nets

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from firepbt.algorithms import RandomSearch, RelativeSchedule, SetHparams
-from firepbt.space import LogUniform, SearchSpace
+from firepbt.core.space import LogUniform, SearchSpace
 
 SPACE = SearchSpace({"lr": LogUniform(0.01, 0.3)})
 

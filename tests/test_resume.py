@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firepbt.checkpoint import CheckpointStore, lock_run
+from firepbt.api import resume, run
 from firepbt.config import Config
 from firepbt.executors.inprocess import InProcessExecutor
-from firepbt.journal import read_events
-from firepbt.resume import resume
-from firepbt.runner import run
+from firepbt.runner.checkpoint import CheckpointStore, lock_run
+from firepbt.runner.journal import read_events
 
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"

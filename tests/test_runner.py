@@ -5,10 +5,10 @@ import math
 
 import pytest
 
+from firepbt.api import run
 from firepbt.config import Config
-from firepbt.journal import read_events
-from firepbt.lineage import Lineage
-from firepbt.runner import run
+from firepbt.runner.journal import read_events
+from firepbt.runner.lineage import Lineage
 
 BASE = {
     "trainable": "toys:Climb",
@@ -145,8 +145,8 @@ def test_existing_run_directory_is_refused(tmp_path):
 def test_every_curve_is_rebuilt_from_the_journal(tmp_path, algo):
     import numpy as np
 
-    from firepbt.history import curves_from_events
-    from firepbt.runner import Run
+    from firepbt.core.history import curves_from_events
+    from firepbt.runner.loop import Run
 
     r = Run(config(algo, direction="min", trainable="toys:Flaky"), tmp_path)
     r.execute()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firepbt.space import (
+from firepbt.core.space import (
     DEFAULT_PERTURB,
     Choice,
     Int,

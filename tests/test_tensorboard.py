@@ -3,10 +3,10 @@
 import pytest
 from test_runner import config
 
+from firepbt.api import run
 from firepbt.config import Config
-from firepbt.errors import ConfigError
-from firepbt.journal import read_events
-from firepbt.runner import run
+from firepbt.core.errors import ConfigError
+from firepbt.runner.journal import read_events
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402

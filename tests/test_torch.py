@@ -7,8 +7,8 @@ torch = pytest.importorskip("torch")
 from test_runner import config  # noqa: E402
 from torch_toys import MLP, AdamMLP  # noqa: E402
 
+from firepbt.api import run  # noqa: E402
 from firepbt.config import Config  # noqa: E402
-from firepbt.runner import run  # noqa: E402
 
 H = {"lr": 0.05, "momentum": 0.9}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from firepbt.torch import TorchTrainable
+from firepbt.integrations.torch import TorchTrainable
 
 
 def two_moons(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

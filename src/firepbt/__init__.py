@@ -4,14 +4,19 @@ The public entry points::
 
     from firepbt import load_config, run
     result = run(load_config("exp.toml"), "runs/exp")
+
+The package is layered (``pyproject.toml``, ``[tool.importlinter]``): ``core`` (curves,
+spaces, the trainable protocol) <- ``algorithms`` (pure deciders) <- ``config`` <-
+``executors`` <- ``runner`` (the loop, journal, checkpoints, resume, replay) <- ``report``
+(tables, plots, live view, loggers) <- ``api`` <- ``cli``; ``integrations`` (PyTorch) and
+``tasks`` (bundled trainables) are used by name from configs.
 """
 
-__version__ = "0.1.0"
-
-from firepbt.config import Config, load_config  # noqa: E402
-from firepbt.errors import ConfigError  # noqa: E402
-from firepbt.runner import run  # noqa: E402
-from firepbt.space import Choice, Int, LogUniform, SearchSpace, Uniform  # noqa: E402
+from firepbt._version import __version__
+from firepbt.api import resume, run
+from firepbt.config import Config, load_config
+from firepbt.core.errors import ConfigError
+from firepbt.core.space import Choice, Int, LogUniform, SearchSpace, Uniform
 
 __all__ = [
     "Choice",
@@ -23,5 +28,6 @@ __all__ = [
     "Uniform",
     "__version__",
     "load_config",
+    "resume",
     "run",
 ]

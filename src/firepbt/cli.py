@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from firepbt.config import Config, load_config
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
 
 EXIT_USAGE = 2
 
@@ -49,8 +49,8 @@ def _load(name: str, seed: int | None, overrides: Sequence[str]) -> Config:
 
 def _run_with_progress(config: Config, out: Path, quiet: bool) -> dict[str, Any]:
     """Run with the live view (plain lines when stdout is not a terminal; none if quiet)."""
-    from firepbt.live import progress_observer
-    from firepbt.runner import run
+    from firepbt.api import run
+    from firepbt.report.live import progress_observer
 
     view = progress_observer(quiet)
     try:
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(out: Path, result: dict[str, Any], t0: float) -> None:
-    from firepbt.results import format_table, schedule_text, summary_rows
+    from firepbt.report.results import format_table, schedule_text, summary_rows
 
     print(format_table(summary_rows([(str(out), result)])))
     if result["best"]:
@@ -80,13 +80,13 @@ def _report(out: Path, result: dict[str, Any], t0: float) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from firepbt.resume import resume
+    from firepbt.api import resume
 
     out = Path(args.dir)
     config = _load(args.config, None, args.set) if args.config else None
     if args.set and not args.config:
         raise ConfigError("--set: needs --config (the config to check the run against)")
-    from firepbt.live import progress_observer
+    from firepbt.report.live import progress_observer
 
     t0 = time.perf_counter()
     view = progress_observer(args.quiet)
@@ -104,7 +104,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """FIRE PBT vs PBT vs random search on the bundled NQM benchmark."""
-    from firepbt.results import format_table, summary_rows
+    from firepbt.report.results import format_table, summary_rows
 
     out = Path(args.out)
     rows = []
@@ -122,7 +122,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             result = _run_with_progress(config, run_dir, args.quiet)
             print(f"  done in {time.perf_counter() - t0:.1f}s", flush=True)
         else:
-            from firepbt.results import load_result
+            from firepbt.report.results import load_result
 
             result = load_result(run_dir)
         rows.append((name, result))
@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("NQM (loss, lower is better): best validation loss, test loss at that point, replay")
     print(format_table(summary_rows(rows)))
     try:
-        from firepbt.plots import plot_run  # noqa: F401  (optional: needs matplotlib)
+        from firepbt.report.plots import plot_run  # noqa: F401  (optional: needs matplotlib)
     except ImportError:
         return 0
     for name, _ in rows:
@@ -140,7 +140,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from firepbt.results import format_table, load_result, schedule_text, summary_rows
+    from firepbt.report.results import format_table, load_result, schedule_text, summary_rows
 
     results = [(d, load_result(d)) for d in args.dirs]
     print(format_table(summary_rows(results)))
@@ -152,9 +152,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from firepbt.results import load_result
-    from firepbt.runner import replay_schedule, seeds_for
-    from firepbt.trainable import TrainableSpec
+    from firepbt.core.trainable import TrainableSpec
+    from firepbt.report.results import load_result
+    from firepbt.runner.replay import replay_schedule
+    from firepbt.runner.setup import seeds_for
 
     run_dir = Path(args.dir)
     result = load_result(run_dir)
@@ -170,7 +171,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from firepbt.plots import plot_run, runs_under
+    from firepbt.report.plots import plot_run, runs_under
 
     runs = list(runs_under(args.dir))
     if not runs:

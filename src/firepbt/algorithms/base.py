@@ -4,7 +4,7 @@ A decider (random search, PBT, FIRE PBT) is pure: it holds the population's stat
 plain data, receives events (a worker reported a score, workers became ready) and
 returns commands (set hyperparameters, copy weights, assign or free an evaluator). It
 performs no I/O, reads no clock and draws random numbers only from the generator it
-was given. The run loop (:mod:`firepbt.runner`) carries the commands out.
+was given. The run loop (:mod:`firepbt.runner.loop`) carries the commands out.
 
 Scores seen by a decider are always "higher is better": a minimised objective is
 negated once, at the boundary, by the run loop.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from firepbt.curves import Curve
+from firepbt.core.curves import Curve
 
 Hparams = dict[str, Any]
 

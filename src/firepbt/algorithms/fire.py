@@ -22,8 +22,8 @@ import numpy as np
 
 from firepbt.algorithms.base import Assign, Command, CopyWeights, Free, SetHparams, Worker
 from firepbt.algorithms.pbt import PBT
-from firepbt.curves import best_score_diff, binom_test
-from firepbt.space import SearchSpace
+from firepbt.core.curves import best_score_diff, binom_test
+from firepbt.core.space import SearchSpace
 
 
 class FirePBT(PBT):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from firepbt.algorithms.base import Command, CopyWeights, Decider, SetHparams, Worker
-from firepbt.space import SearchSpace
+from firepbt.core.space import SearchSpace
 
 
 def truncation(fitness: dict[int, float], fraction: float) -> tuple[list[int], list[int]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from firepbt.algorithms.base import Command, Decider, Hparams, SetHparams, Worker
-from firepbt.space import SearchSpace
+from firepbt.core.space import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
 from firepbt.executors.base import Executor, Task, TaskResult
 from firepbt.executors.inprocess import InProcessExecutor
 from firepbt.executors.processes import ProcessExecutor

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from firepbt.trainable import Hparams, TrainableSpec
+from firepbt.core.trainable import Hparams, TrainableSpec
 
 
 @dataclass(frozen=True)

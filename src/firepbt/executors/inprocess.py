@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from firepbt.core.trainable import TrainableSpec
 from firepbt.executors.base import Executor, Task, TaskResult, run_task
-from firepbt.trainable import TrainableSpec
 
 
 class InProcessExecutor(Executor):

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from firepbt.core.trainable import TrainableSpec
 from firepbt.executors.base import Executor, Task, TaskResult
-from firepbt.trainable import TrainableSpec
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
+from firepbt.core.trainable import TrainableSpec
 from firepbt.executors.base import TaskResult, run_task
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
-from firepbt.trainable import TrainableSpec
 
 START_TIMEOUT_S = 120.0
 RESPAWN_TRIES = 5

@@ -21,10 +21,10 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
+from firepbt.core.trainable import TrainableSpec
 from firepbt.executors.base import TaskResult, run_task
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
-from firepbt.trainable import TrainableSpec
 
 START_TIMEOUT_S = 120.0
 RESPAWN_TRIES = 5

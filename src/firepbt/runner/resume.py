@@ -1,7 +1,7 @@
 """``firepbt resume DIR``: continue a run whose controller died, from its last checkpoint.
 
 Everything is checked read-only first; a refused resume (not a run, another format or
-version, a changed config) raises :class:`~firepbt.errors.ConfigError` and leaves the
+version, a changed config) raises :class:`~firepbt.core.errors.ConfigError` and leaves the
 directory as it was. Then the newest checkpoint that verifies is loaded: a corrupted or
 truncated one is never loaded, it is journalled (``checkpoint_corrupt``), renamed aside
 (``*.corrupt``) and the previous good one is used, back to the start of the run if none
@@ -13,12 +13,16 @@ uninterrupted run.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from firepbt import __version__
-from firepbt.checkpoint import (
+from firepbt._version import __version__
+from firepbt.config import Config
+from firepbt.core.errors import ConfigError
+from firepbt.executors.base import Executor
+from firepbt.runner.best import RESULT_FILE
+from firepbt.runner.checkpoint import (
     FORMAT,
     RUN_FILE,
     CheckpointStore,
@@ -27,11 +31,8 @@ from firepbt.checkpoint import (
     ProblemError,
     lock_run,
 )
-from firepbt.config import Config
-from firepbt.errors import ConfigError
-from firepbt.executors.base import Executor
-from firepbt.journal import EVENTS_FILE, prefix_sha256
-from firepbt.runner import RESULT_FILE, Logger, Observer, Run
+from firepbt.runner.journal import EVENTS_FILE, prefix_sha256
+from firepbt.runner.loop import Logger, Observer, Run
 
 
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -118,16 +119,27 @@ def resume(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
+    config_observers: Callable[[Config], list[Observer]] | None = None,
 ) -> dict[str, Any] | None:
-    """Continue the run in ``run_dir``; None (and nothing changed) if it already finished."""
+    """Continue the run in ``run_dir``; None (and nothing changed) if it already finished.
+
+    ``config_observers(config)`` adds the observers the run's own config asks for (the
+    reporting layer passes it: see :func:`firepbt.api.resume`).
+    """
     out = Path(run_dir)
     cfg, finished = check_resumable(out, config)
     if finished:
         return None
     lock = lock_run(out)  # a live controller keeps it: refused, nothing modified
     try:
+        extra = config_observers(cfg) if config_observers else []
         run = Run(
-            cfg, out, executor=executor, log=log, trainable_cls=trainable_cls, observers=observers
+            cfg,
+            out,
+            executor=executor,
+            log=log,
+            trainable_cls=trainable_cls,
+            observers=[*(observers or []), *extra],
         )
     except BaseException:
         if lock is not None:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from firepbt.errors import ConfigError
-from firepbt.runner import RESULT_FILE
+from firepbt.core.errors import ConfigError
+from firepbt.runner.best import RESULT_FILE
 
 
 def load_result(run_dir: str | Path) -> dict[str, Any]:

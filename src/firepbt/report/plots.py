@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from firepbt.journal import read_events
-from firepbt.lineage import Lineage
+from firepbt.runner.journal import read_events
+from firepbt.runner.lineage import Lineage
 
 __all__ = [
     "best_curve",

@@ -5,7 +5,7 @@ Layout under ``DIR/checkpoints/``::
     ckpt-000007.json     a manifest: {"sha256": <of body>, "body": {...}}
     blobs/<sha256>.pkl   pickled objects, named by the SHA-256 of their bytes
 
-A checkpoint is taken at each ready point of the population (:mod:`firepbt.runner`). Its
+A checkpoint is taken at each ready point of the population (:mod:`firepbt.runner.loop`). Its
 manifest names one blob for the loop's state (decider included) and one per worker for
 the executor's state of that worker; a member whose weights did not change since the
 last checkpoint points at the same blob, which is not written again. Every file is
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"  # what the run is: format, version, config (read by ``resume``)
@@ -77,7 +77,7 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
 
 
 def write_run_info(run_dir: Path, config: Any) -> None:
-    from firepbt import __version__
+    from firepbt._version import __version__
 
     info = {
         "format": FORMAT,

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import IO, Any
 
-from firepbt.results import fmt
+from firepbt.report.results import fmt
 
 Event = dict[str, Any]
 

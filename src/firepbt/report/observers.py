@@ -15,7 +15,7 @@ def observers_for(config: Config, out_dir: str | Path) -> list[Observer]:
     """Observers enabled by ``config``; a missing optional package raises ConfigError here."""
     observers: list[Observer] = []
     if config.tensorboard:
-        from firepbt.tensorboard import TensorBoardLogger
+        from firepbt.report.tensorboard import TensorBoardLogger
 
         observers.append(TensorBoardLogger(out_dir))
     return observers

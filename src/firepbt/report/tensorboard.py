@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
 
 TENSORBOARD_DIR = "tensorboard"
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from firepbt.curves import Curve
+from firepbt.core.curves import Curve
 
 
 def curves_from_events(events: Iterable[Mapping[str, Any]]) -> dict[int, Curve]:

@@ -20,9 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from firepbt.errors import ConfigError
+from firepbt.core.errors import ConfigError
 
 Hparams = dict[str, Any]
+# The bundled trainables moved from firepbt.benchmarks to firepbt.tasks (issue 8); configs
+# and run directories that name the old module still load.
+RENAMED = ("firepbt.benchmarks.", "firepbt.tasks.")
 REQUIRED_METHODS = ("train", "evaluate", "state_dict", "load_state_dict")
 
 
@@ -39,6 +42,8 @@ def load_trainable(path: str, *, search_path: str | None = None) -> type:
     if not isinstance(path, str) or path.count(":") != 1:
         raise ConfigError(f"trainable: expected 'module:Class', got {path!r}")
     module_name, _, attr = path.partition(":")
+    if module_name.startswith(RENAMED[0]):  # run directories written before 0.2
+        module_name = RENAMED[1] + module_name[len(RENAMED[0]) :]
     if search_path and search_path not in sys.path:
         sys.path.insert(0, search_path)
     try:

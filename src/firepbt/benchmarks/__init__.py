@@ -1,1 +1,0 @@
-"""Bundled benchmark trainables (see :mod:`firepbt.benchmarks.nqm`)."""

@@ -1,0 +1,215 @@
+"""Validating a config table into a :class:`~firepbt.config.settings.Config`.
+
+Checks run before anything trains; each error names its field and is raised as
+:class:`~firepbt.core.errors.ConfigError` (the CLI prints it and exits with status 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from firepbt.algorithms.fire import max_significant_points
+from firepbt.algorithms.random_search import RelativeSchedule
+from firepbt.config.fields import Fields
+from firepbt.config.settings import (
+    EXECUTORS,
+    AlgorithmSettings,
+    Config,
+    FireSettings,
+    PBTSettings,
+    RandomSettings,
+    RaySettings,
+)
+from firepbt.core.errors import ConfigError
+from firepbt.core.space import SearchSpace
+
+
+def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None) -> Config:
+    """Validate a config table; the first problem raises ConfigError naming its field."""
+    f = Fields(data, "")
+    trainable = f.get("trainable", str)
+    direction = f.choice("direction", ("max", "min"), "max")
+    seed = f.positive_int("seed", 0, minimum=0)
+    steps = f.positive_int("steps")
+    eval_interval = f.positive_int("eval_interval", 200)
+    ready_interval = f.positive_int("ready_interval", 2400)
+    mode = f.choice("mode", ("sync", "async"), "sync")
+    replay = f.get("replay", bool, True)
+    executor = f.choice("executor", EXECUTORS, "inprocess")
+    slots = f.positive_int("slots") if "slots" in f.table else None
+    devices = _devices(f)
+    max_retries = f.positive_int("max_retries", 3, minimum=0)
+    ray = _ray(f.get("ray", dict, {}))
+    if devices and executor != "processes":
+        raise ConfigError(
+            f"devices: only the processes executor pins slots to devices (executor is "
+            f"{executor!r}; for Ray use ray.gpus)"
+        )
+    if devices and slots is not None and slots > len(devices):
+        raise ConfigError(
+            f"slots: {slots} slots but devices names {len(devices)} "
+            f"({','.join(devices)}); at most one slot per device"
+        )
+    tensorboard = f.get("tensorboard", bool, False)
+    checkpoints = f.get("checkpoints", bool, True)
+    keep_best_checkpoints = f.get("keep_best_checkpoints", bool, False)
+    args = f.get("args", dict, {})
+    try:
+        space = SearchSpace.from_dict(f.get("space", dict))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    algorithm = _algorithm(f.get("algorithm", dict), space)
+    f.done()
+    if ready_interval % eval_interval:
+        raise ConfigError(
+            f"ready_interval: must be a multiple of eval_interval ({eval_interval}), got {ready_interval}"
+        )
+    if steps % eval_interval:
+        raise ConfigError(
+            f"steps: must be a multiple of eval_interval ({eval_interval}), got {steps}"
+        )
+    if isinstance(algorithm, FireSettings):
+        need = max_significant_points(algorithm.p_stat)
+        if algorithm.max_eval_steps // eval_interval < need:
+            raise ConfigError(
+                f"algorithm.max_eval_steps: max_eval_steps / eval_interval = "
+                f"{algorithm.max_eval_steps} / {eval_interval} gives fewer than the {need} "
+                f"points an evaluator needs to reach p < p_stat = {algorithm.p_stat}; no "
+                "weights could ever move between sub-populations (SPEC 'Enough points')"
+            )
+    return Config(
+        trainable=trainable,
+        space=space,
+        algorithm=algorithm,
+        steps=steps,
+        args=args,
+        direction=direction,
+        seed=seed,
+        eval_interval=eval_interval,
+        ready_interval=ready_interval,
+        mode=mode,
+        replay=replay,
+        executor=executor,
+        slots=slots,
+        devices=devices,
+        max_retries=max_retries,
+        ray=ray,
+        tensorboard=tensorboard,
+        checkpoints=checkpoints,
+        keep_best_checkpoints=keep_best_checkpoints,
+        search_path=search_path,
+    )
+
+
+def _devices(f: Fields) -> tuple[str, ...]:
+    """``devices``: a GPU count (``2`` → cuda:0, cuda:1), ``"cuda:0,cuda:1"`` or a list."""
+    value = f.get("devices", (int, str, list), None)
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"devices: a GPU count must be >= 0, got {value}")
+        return tuple(f"cuda:{i}" for i in range(value))
+    items = value.split(",") if isinstance(value, str) else value
+    if any(not isinstance(d, str) or not d.strip() for d in items):
+        raise ConfigError(f"devices: expected names such as 'cuda:0,cuda:1', got {value!r}")
+    names = tuple(d.strip() for d in items)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"devices: each device may appear once, got {value!r}")
+    return names
+
+
+def _ray(table: Any) -> RaySettings:
+    f = Fields(table, "ray")
+    address = f.get("address", str, None)
+    cpus = f.get("cpus", float, 1.0)
+    gpus = f.get("gpus", float, 0.0)
+    f.done()
+    if cpus < 0:
+        raise ConfigError(f"ray.cpus: must be >= 0, got {cpus}")
+    if gpus < 0:
+        raise ConfigError(f"ray.gpus: must be >= 0, got {gpus}")
+    if address is not None and not address.strip():
+        raise ConfigError("ray.address: must not be empty (leave it out for a local Ray)")
+    return RaySettings(address=address, cpus=float(cpus), gpus=float(gpus))
+
+
+def _truncation(f: Fields) -> float:
+    value = f.get("truncation", float, 0.25)
+    if not 0 < value <= 0.5:
+        raise ConfigError(f"{f.name('truncation')}: must be in (0, 0.5], got {value}")
+    return float(value)
+
+
+def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
+    f = Fields(table, "algorithm")
+    name = f.choice("name", ("fire", "pbt", "random"))
+    settings: AlgorithmSettings
+    if name == "random":
+        settings = RandomSettings(
+            population=f.positive_int("population", 16), schedule=_schedule(f, space)
+        )
+    elif name == "pbt":
+        population = f.positive_int("population", 16)
+        if population < 4:
+            raise ConfigError(
+                f"algorithm.population: truncation selection needs at least 4 members, got {population}"
+            )
+        settings = PBTSettings(population=population, truncation=_truncation(f))
+    else:
+        n = f.positive_int("subpopulations", 2)
+        if n < 2:
+            raise ConfigError(f"algorithm.subpopulations: FIRE PBT needs at least 2, got {n}")
+        size = f.positive_int("subpopulation_size", 8)
+        if size < 4:
+            raise ConfigError(
+                f"algorithm.subpopulation_size: truncation selection needs at least 4 members, got {size}"
+            )
+        default_evaluators = max(1, (3 * (n - 1) * size) // 4)
+        evaluators = f.positive_int("evaluators", default_evaluators)
+        p_stat = f.get("p_stat", float, 0.01)
+        if not 0 < p_stat < 1:
+            raise ConfigError(f"algorithm.p_stat: must be in (0, 1), got {p_stat}")
+        mins = f.get("min_steps_before_eval", (int, list), 0)
+        mins_list = [mins] * (n - 1) if isinstance(mins, int) else list(mins)
+        if len(mins_list) != n - 1 or any(not isinstance(m, int) or m < 0 for m in mins_list):
+            raise ConfigError(
+                "algorithm.min_steps_before_eval: expected a non-negative integer or a list of "
+                f"{n - 1} (one per parent sub-population P_2..P_{n}), got {mins!r}"
+            )
+        settings = FireSettings(
+            subpopulations=n,
+            subpopulation_size=size,
+            evaluators=evaluators,
+            max_eval_steps=f.positive_int("max_eval_steps", 7200),
+            p_stat=float(p_stat),
+            min_steps_before_eval=tuple(mins_list),
+            truncation=_truncation(f),
+            smooth=f.get("smooth", bool, True),
+        )
+    f.done()
+    return settings
+
+
+def _schedule(f: Fields, space: SearchSpace) -> RelativeSchedule | None:
+    table = f.get("schedule", dict, None)
+    if table is None:
+        return None
+    s = Fields(table, "algorithm.schedule")
+    param = s.get("param", str)
+    if param not in space.names:
+        raise ConfigError(f"algorithm.schedule.param: {param!r} is not in the search space")
+    warmup = s.get("warmup", float, 0.0)
+    decays = s.get("decays", list, [0.5, 0.75])
+    factor = s.get("factor", float, 0.1)
+    s.done()
+    if not 0 <= warmup < 1:
+        raise ConfigError(f"algorithm.schedule.warmup: must be in [0, 1), got {warmup}")
+    if any(not isinstance(d, int | float) or not 0 < d < 1 for d in decays):
+        raise ConfigError(
+            f"algorithm.schedule.decays: fractions in (0, 1) expected, got {decays!r}"
+        )
+    if not factor > 0:
+        raise ConfigError(f"algorithm.schedule.factor: must be > 0, got {factor}")
+    return RelativeSchedule(param, float(warmup), tuple(float(d) for d in decays), float(factor))

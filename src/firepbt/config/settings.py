@@ -1,0 +1,139 @@
+"""The validated experiment: :class:`Config` and the settings tables it holds.
+
+Every key is documented in the README ("Configuration reference"). Parsing and
+validation live in :mod:`firepbt.config.parse`; each error names the field it is about
+(``algorithm.evaluators: must be >= 1``) and is raised as
+:class:`~firepbt.core.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from firepbt.algorithms.random_search import RelativeSchedule
+from firepbt.core.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class RandomSettings:
+    name: str = "random"
+    population: int = 16
+    schedule: RelativeSchedule | None = None
+
+    @property
+    def workers(self) -> int:
+        return self.population
+
+
+@dataclass(frozen=True)
+class PBTSettings:
+    name: str = "pbt"
+    population: int = 16
+    truncation: float = 0.25
+
+    @property
+    def workers(self) -> int:
+        return self.population
+
+
+@dataclass(frozen=True)
+class FireSettings:
+    name: str = "fire"
+    subpopulations: int = 2
+    subpopulation_size: int = 8
+    evaluators: int = 6
+    max_eval_steps: int = 7200
+    p_stat: float = 0.01
+    min_steps_before_eval: tuple[int, ...] = ()  # one per parent sub-population P_2..P_n
+    truncation: float = 0.25
+    smooth: bool = True
+
+    @property
+    def workers(self) -> int:
+        return self.subpopulations * self.subpopulation_size + self.evaluators
+
+
+AlgorithmSettings = RandomSettings | PBTSettings | FireSettings
+EXECUTORS = ("inprocess", "processes", "ray")
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """The ``[ray]`` table: where Ray runs and what each worker actor reserves."""
+
+    address: str | None = None  # None: start a local Ray on loopback with the machine's CPUs
+    cpus: float = 1.0  # per worker actor
+    gpus: float = 0.0  # per worker actor
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated experiment."""
+
+    trainable: str
+    space: SearchSpace
+    algorithm: AlgorithmSettings
+    steps: int
+    args: Mapping[str, Any] = field(default_factory=dict)
+    direction: str = "max"
+    seed: int = 0
+    eval_interval: int = 200
+    ready_interval: int = 2400
+    mode: str = "sync"
+    replay: bool = True
+    executor: str = "inprocess"
+    slots: int | None = None  # workers training at once; None: CPU count, or one per device
+    devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
+    max_retries: int = 3  # re-runs of a task whose worker process or actor died
+    ray: RaySettings = field(default_factory=RaySettings)
+    tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.report.tensorboard)
+    checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
+    keep_best_checkpoints: bool = False  # keep the best network's weights after the run
+    search_path: str | None = None  # prepended to sys.path to import the trainable
+
+    @property
+    def workers(self) -> int:
+        return self.algorithm.workers
+
+    def with_seed(self, seed: int) -> Config:
+        return replace(self, seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        algo = asdict(self.algorithm)
+        if isinstance(self.algorithm, FireSettings):
+            algo["min_steps_before_eval"] = list(self.algorithm.min_steps_before_eval)
+        if algo.get("schedule") is None:
+            algo.pop("schedule", None)
+        else:
+            algo["schedule"]["decays"] = list(algo["schedule"]["decays"])
+        out = {
+            "trainable": self.trainable,
+            "direction": self.direction,
+            "seed": self.seed,
+            "steps": self.steps,
+            "eval_interval": self.eval_interval,
+            "ready_interval": self.ready_interval,
+            "mode": self.mode,
+            "replay": self.replay,
+            "executor": self.executor,
+            "devices": list(self.devices),
+            "max_retries": self.max_retries,
+            "ray": {k: v for k, v in asdict(self.ray).items() if v is not None},
+            "tensorboard": self.tensorboard,
+            "checkpoints": self.checkpoints,
+            "keep_best_checkpoints": self.keep_best_checkpoints,
+            "args": dict(self.args),
+            **({} if self.slots is None else {"slots": self.slots}),
+            "space": self.space.to_dict(),
+            "algorithm": algo,
+        }
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, search_path: str | None = None) -> Config:
+        """Validate a config table (as read from TOML); raises ConfigError naming the field."""
+        from firepbt.config.parse import config_from_dict
+
+        return config_from_dict(data, search_path=search_path)

@@ -1,0 +1,185 @@
+"""A PyTorch helper: a model, an optimiser, batches and a score become a trainable.
+
+Subclass :class:`TorchTrainable` and implement three methods::
+
+    build(self, seed, **args) -> (model, optimizer, epoch)
+        # epoch(generator) -> an iterable over one pass of training batches; it must draw
+        # its randomness (shuffling, augmentation) only from the torch.Generator it is given
+    loss(self, batch) -> torch.Tensor        # the training loss of one batch
+    score(self) -> float                     # the objective Q (firepbt calls evaluate())
+
+``build`` runs under a torch RNG seeded from the worker's seed, so parameter
+initialisation needs no seeding of its own; data sets shared by all workers should be
+made from a fixed seed in ``args``, not from ``seed``.
+
+**Hyperparameters set on the optimiser.** Before every ``train`` call,
+:meth:`TorchTrainable.apply_hparams` writes each hyperparameter whose name is a key of
+the optimiser's param groups into every group: ``lr``, ``momentum``, ``weight_decay``,
+``dampening``, ``eps``, ``alpha``, … whatever the optimiser has. ``beta1`` and ``beta2``
+set the two halves of ``betas`` (Adam, AdamW). Every other hyperparameter is left to
+your code: all of them are in ``self.hparams`` during ``loss``/``train_step``. To add
+one (a dropout rate, a per-group lr), override ``apply_hparams`` and call ``super()``::
+
+    def apply_hparams(self, hparams):
+        super().apply_hparams(hparams)
+        self.model.dropout.p = hparams["dropout"]
+
+**State.** ``state_dict`` holds the model's and optimiser's state, this network's own
+torch CPU RNG state (training runs under it and leaves the global RNG untouched) and the
+data position: the data generator's state at the start of the current epoch and the number
+of batches taken since. Loading it replays the epoch up to that position, so a copied
+network trains on exactly the batches and random draws the source would have: the
+next losses match bit for bit on CPU. CUDA RNG state is not captured.
+
+Evaluation (``evaluate``, and a ``test`` you wrap in ``with self.evaluating():``) runs
+in eval mode without gradients and never advances the training RNG or data position.
+
+Set ``num_threads = 1`` on the subclass to call ``torch.set_num_threads(1)`` when a
+network is built (sensible when many workers share a machine's cores).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Epoch", "TorchTrainable"]
+
+Epoch = Callable[[torch.Generator], Iterable[Any]]
+
+
+class TorchTrainable:
+    """Base class of a firepbt trainable around a PyTorch model; see the module docstring."""
+
+    num_threads: int | None = None
+
+    def __init__(self, seed: int, **args: Any) -> None:
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        init_seed, data_seed = np.random.SeedSequence(seed).generate_state(2)
+        self.hparams: dict[str, Any] = {}
+        self.last_loss: float | None = None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(init_seed))
+            self.model, self.optimizer, self.epoch = self.build(seed, **args)
+            self.rng_state = torch.get_rng_state()
+        self.generator = torch.Generator().manual_seed(int(data_seed))
+        self._start_epoch()
+
+    # -- to implement -------------------------------------------------------------------
+
+    def build(self, seed: int, **args: Any) -> tuple[torch.nn.Module, torch.optim.Optimizer, Epoch]:
+        raise NotImplementedError
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self) -> float:
+        raise NotImplementedError
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def apply_hparams(self, hparams: dict[str, Any]) -> None:
+        """Write the optimiser's hyperparameters into every param group."""
+        for group in self.optimizer.param_groups:
+            for name, value in hparams.items():
+                if name in group and name != "params":
+                    group[name] = value
+            if "betas" in group and ("beta1" in hparams or "beta2" in hparams):
+                b1, b2 = group["betas"]
+                group["betas"] = (hparams.get("beta1", b1), hparams.get("beta2", b2))
+
+    def train_step(self, batch: Any) -> float:
+        """One optimiser step on ``batch``; returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(batch)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    # -- the trainable protocol -----------------------------------------------------------
+
+    def train(self, steps: int, hparams: dict[str, Any]) -> None:
+        self.hparams = dict(hparams)
+        self.apply_hparams(self.hparams)
+        self.model.train()
+        with self.own_rng():
+            for _ in range(steps):
+                self.last_loss = self.train_step(self.next_batch())
+
+    def evaluate(self) -> float:
+        with self.evaluating():
+            return float(self.score())
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng_state,
+                "epoch_rng": self.epoch_state,
+                "position": self.position,
+                "hparams": self.hparams,
+                "last_loss": self.last_loss,
+            }
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = copy.deepcopy(state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng_state = state["rng"]
+        self.hparams = state["hparams"]
+        self.last_loss = state["last_loss"]
+        self.generator.set_state(state["epoch_rng"])
+        self._start_epoch(skip=state["position"])
+
+    # -- helpers ----------------------------------------------------------------------
+
+    @contextmanager
+    def own_rng(self) -> Iterator[None]:
+        """Run under this network's torch RNG stream; the global one is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+            yield
+            self.rng_state = torch.get_rng_state()
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode, no gradients, a throwaway copy of the network's RNG stream.
+
+        Evaluation never advances the training stream, so a network trains the same
+        whether or not (and how often) it was evaluated: replay relies on it.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(self.rng_state)
+                yield
+        finally:
+            self.model.train(was_training)
+
+    def next_batch(self) -> Any:
+        try:
+            batch = next(self.batches)
+        except StopIteration:
+            self._start_epoch()
+            try:
+                batch = next(self.batches)
+            except StopIteration:
+                raise ValueError("the epoch iterable yielded no batch") from None
+        self.position += 1
+        return batch
+
+    def _start_epoch(self, skip: int = 0) -> None:
+        self.epoch_state = self.generator.get_state()
+        self.batches = iter(self.epoch(self.generator))
+        self.position = 0
+        for _ in range(skip):
+            self.next_batch()

@@ -1,0 +1,1 @@
+"""Reporting: tables, plots, the live view and loggers, all read from the run's journal."""

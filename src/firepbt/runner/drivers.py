@@ -1,0 +1,66 @@
+"""The two drivers of the loop: synchronous (the paper's) and asynchronous (SPEC "PBT").
+
+Synchronous: every worker trains one evaluation interval, then at ready points the
+population decides together. Asynchronous: each worker decides alone when it is ready,
+against the latest state of the others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from firepbt.runner.commands import apply, handle, submit
+from firepbt.runner.state import checkpoint
+
+if TYPE_CHECKING:
+    from firepbt.runner.loop import Run
+
+
+def drive_sync(run: Run) -> None:
+    """All workers train one evaluation interval, then (at ready points) decide together."""
+    cfg = run.config
+    while run.members_left():
+        checkpoint(run)
+        for w in run.active():
+            submit(run, w)
+        for r in sorted(run.executor.wait(every=True), key=lambda r: r.worker):
+            handle(run, r)
+        run.elapsed += cfg.eval_interval
+        if run.elapsed % cfg.ready_interval == 0 and run.members_left():
+            ready = run.active()
+            apply(run, run.decider.on_ready(ready))
+            run.ready_points += 1
+            run.progress(run.elapsed)
+
+
+def drive_async(run: Run) -> None:
+    """Each worker decides alone when ready, against the latest state of the others.
+
+    The population's ready points, where it is checkpointed, are the steps at which
+    the slowest member crosses a multiple of ``ready_interval``.
+    """
+    cfg = run.config
+    while run.members_left():
+        checkpoint(run)
+        for w in run.active():
+            if not run.busy[w]:
+                submit(run, w)
+        results = run.executor.wait(every=False)
+        if not results:
+            break
+        for r in results:
+            if not handle(run, r):
+                continue
+            w = r.worker
+            run.since_ready[w] += r.steps
+            is_member = run.decider.workers[w].role == "member"
+            if is_member and run.step[w] >= cfg.steps:
+                continue
+            if run.since_ready[w] >= cfg.ready_interval:
+                run.since_ready[w] = 0
+                apply(run, run.decider.on_ready([w]))
+        done = min(run.step[m.id] for m in run.decider.members())
+        if done - run.last_log >= cfg.ready_interval:
+            run.last_log = done
+            run.ready_points += 1
+            run.progress(done)
