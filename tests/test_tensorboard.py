@@ -35,7 +35,7 @@ def expected_scalars(events):
 def test_event_files_hold_every_workers_q_and_hparams(tmp_path):
     run(config("fire", tensorboard=True), tmp_path)
     events = list(read_events(tmp_path))
-    assert events[0]["config"]["tensorboard"] is True
+    assert events[0]["config"]["log"]["tensorboard"] is True
     acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     tags = set(acc.Tags()["scalars"])

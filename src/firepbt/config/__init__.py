@@ -10,9 +10,12 @@ from firepbt.config.settings import (
     AlgorithmSettings,
     Config,
     FireSettings,
+    LogSettings,
+    MlflowSettings,
     PBTSettings,
     RandomSettings,
     RaySettings,
+    WandbSettings,
 )
 
 __all__ = [
@@ -20,9 +23,12 @@ __all__ = [
     "AlgorithmSettings",
     "Config",
     "FireSettings",
+    "LogSettings",
+    "MlflowSettings",
     "PBTSettings",
     "RandomSettings",
     "RaySettings",
+    "WandbSettings",
     "apply_overrides",
     "load_config",
     "parse_override",
