@@ -28,14 +28,16 @@ when a run has 1000 waiting (MLflow's batch limit), every 30 seconds and at the 
 a database store costs milliseconds per call. The runs' ids are kept in
 ``DIR/mlflow.json``; ``firepbt resume DIR`` sets them running again and logs on. Since
 the buffer is sent at each checkpoint, what a crash loses is mostly what the resumed
-run regenerates. The tracking URI is ``tracking_uri``, else ``MLFLOW_TRACKING_URI``,
-else MLflow's default.
+run regenerates. The tracking URI is ``tracking_uri`` (a relative SQLite path is made
+absolute), else ``MLFLOW_TRACKING_URI``, else MLflow's default (``sqlite:///mlflow.db``);
+a resumed run uses the one its ``mlflow.json`` recorded.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from firepbt.config.settings import MlflowSettings
@@ -59,6 +61,17 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[key] = json.dumps(v) if not isinstance(v, str) else v
     return out
+
+
+def absolute_uri(uri: str | None) -> str | None:
+    """A relative SQLite URI (``sqlite:///mlflow.db``) made absolute, so that the run ids
+    kept in ``DIR/mlflow.json`` name the same database from any directory."""
+    prefix = "sqlite:///"
+    if uri and uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path, _, query = uri[len(prefix) :].partition("?")
+        if path and path != ":memory:":
+            return prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")
+    return uri
 
 
 def _numeric(v: Any) -> bool:
@@ -98,7 +111,7 @@ class MlflowLogger(Callback):
         ids: dict[str, Any] | None = None
         if path.is_file():
             ids = json.loads(path.read_text(encoding="utf-8"))
-        uri = self.settings.tracking_uri or (ids or {}).get("tracking_uri")
+        uri = (ids or {}).get("tracking_uri") or absolute_uri(self.settings.tracking_uri)
         self.client = client = MlflowClient(tracking_uri=uri)
         name = self.settings.run_name or info.name
         if ids is not None and len(ids.get("workers", [])) == len(info.roles):
@@ -123,7 +136,7 @@ class MlflowLogger(Callback):
                 run = client.create_run(exp_id, run_name=f"{name}/{role.name(w)}", tags=tags)
                 self.children.append(run.info.run_id)
             ids = {
-                "tracking_uri": client.tracking_uri,
+                "tracking_uri": absolute_uri(client.tracking_uri),
                 "experiment_id": exp_id,
                 "parent": self.parent,
                 "workers": self.children,
