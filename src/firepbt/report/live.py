@@ -187,16 +187,20 @@ class _ViewCallback(Callback):
         raise NotImplementedError
 
     def close(self) -> None:
+        """Stop drawing (the renderers override it)."""
         pass
 
     def on_run_start(self, info: RunInfo) -> None:
+        """On resume, rebuild the view from the journal so far."""
         for past in info.history:
             self.view.update(past.to_dict())
 
     def on_event(self, event: TypedEvent) -> None:
+        """Draw from the event's journal form."""
         self(event.to_dict())
 
     def on_run_end(self, info: RunInfo, result: dict[str, Any] | None) -> None:
+        """Stop drawing."""
         self.close()
 
 

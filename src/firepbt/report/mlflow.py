@@ -101,6 +101,7 @@ class MlflowLogger(Callback):
     # -- start ---------------------------------------------------------------------
 
     def on_run_start(self, info: RunInfo) -> None:
+        """Create (or, on resume, reopen) the parent run and one nested run per worker."""
         from mlflow import MlflowClient
         from mlflow.entities import Param, RunTag
 
@@ -187,6 +188,7 @@ class MlflowLogger(Callback):
         return False
 
     def metric(self, run_id: str, key: str, value: float, step: int) -> None:
+        """Buffer one metric point of ``run_id`` (sent by :meth:`flush`)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -194,11 +196,13 @@ class MlflowLogger(Callback):
         self.waiting += 1
 
     def tag(self, run_id: str, key: str, value: str) -> None:
+        """Buffer a tag of ``run_id`` (the latest value of a key wins)."""
         from mlflow.entities import RunTag
 
         self.tags.setdefault(run_id, []).append(RunTag(key, value))
 
     def log_parent(self) -> None:
+        """The parent's numbers at the furthest network step."""
         step = self.population_step
         if self.best is not None:
             self.metric(self.parent, "best_Q", self.best, step)
@@ -206,6 +210,7 @@ class MlflowLogger(Callback):
         self.metric(self.parent, "evaluator_successes", self.counts["success"], step)
 
     def on_result(self, event: Result) -> None:
+        """Q (or ``diverged``), ``net_step`` and the hyperparameters, in the worker's run."""
         changed = self.track(event)
         w = event.worker
         run, step = self.children[w], self.trained[w]
@@ -224,6 +229,7 @@ class MlflowLogger(Callback):
         self.maybe_flush()
 
     def on_decision(self, event: Decision) -> None:
+        """A weight copy: a point in the destination worker's run (``copied_from``, reason)."""
         if not isinstance(event, Copy):
             return
         changed = self.track(event)
@@ -235,9 +241,11 @@ class MlflowLogger(Callback):
         self.maybe_flush()
 
     def on_checkpoint(self, event: Checkpoint) -> None:
+        """Send the buffer at each checkpoint: a crash then loses what resume regenerates."""
         self.flush()
 
     def maybe_flush(self) -> None:
+        """Send the buffer when a run has a full batch waiting or 30 seconds have passed."""
         full = any(len(ms) >= BATCH for ms in self.buffer.values())
         if full or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
@@ -258,6 +266,7 @@ class MlflowLogger(Callback):
     # -- end -----------------------------------------------------------------------
 
     def on_run_end(self, info: RunInfo, result: dict[str, Any] | None) -> None:
+        """Send what is left, the tables and artifacts; mark every run finished or failed."""
         client = self.client
         if client is None:
             return
@@ -275,6 +284,7 @@ class MlflowLogger(Callback):
                 client.set_terminated(run_id, status)
 
     def log_result(self, info: RunInfo, result: dict[str, Any]) -> None:
+        """The result, best schedule and results table as the parent run's artifacts."""
         client, run = self.client, self.parent
         rows = summary_rows([(info.name, result)])
         best = result.get("best")

@@ -32,6 +32,7 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 def tag_prefix(role: str, subpop: int, worker: int) -> str:
+    """The tag prefix of a worker: ``P1/member_3`` or ``evaluators/evaluator_9``."""
     if role == "member":
         return f"P{subpop}/member_{worker}"
     return f"evaluators/evaluator_{worker}"
@@ -55,6 +56,7 @@ class TensorBoardLogger(Callback):
         self.trained: dict[int, int] = {}
 
     def on_run_start(self, info: RunInfo) -> None:
+        """Open the event file; on resume, recount each worker's trained steps."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.writer = self._writer_cls(str(self.log_dir), flush_secs=5)
         self.prefix = [tag_prefix(r.role, int(r.subpop or 0), w) for w, r in enumerate(info.roles)]
@@ -63,6 +65,7 @@ class TensorBoardLogger(Callback):
                 self.trained[ev.worker] = self.trained.get(ev.worker, 0) + ev.step - ev.start
 
     def on_result(self, event: Result) -> None:
+        """Q and the numeric hyperparameters at the worker's trained steps."""
         w = event.worker
         step = self.trained.get(w, 0) + event.step - event.start
         self.trained[w] = step
@@ -71,9 +74,11 @@ class TensorBoardLogger(Callback):
         self.write(self.prefix[w], step, values)
 
     def on_run_end(self, info: RunInfo, result: dict[str, Any] | None) -> None:
+        """Flush and close the event file."""
         self.close()
 
     def write(self, prefix: str, step: int, values: dict[str, Any]) -> None:
+        """One event with a scalar per numeric value, tagged ``prefix/name``."""
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
 
@@ -88,6 +93,7 @@ class TensorBoardLogger(Callback):
             self.writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
 
     def close(self) -> None:
+        """Close the writer (idempotent)."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -100,6 +100,7 @@ class WandbLogger(Callback):
         return ids
 
     def on_run_start(self, info: RunInfo) -> None:
+        """Create (or, on resume, continue) the controller run and one run per worker."""
         import wandb
 
         cfg = info.config
@@ -120,6 +121,7 @@ class WandbLogger(Callback):
             common["mode"] = s.mode
 
         def settings(stats: bool) -> Any:
+            """Console capture off for all; system stats and metadata only for the controller."""
             return wandb.Settings(
                 console="off", x_disable_stats=not stats, x_disable_meta=not stats
             )
@@ -181,6 +183,7 @@ class WandbLogger(Callback):
         return False
 
     def log_controller(self) -> None:
+        """The controller's numbers at the furthest network step."""
         self.controller.log(
             {
                 "population_step": self.population_step,
@@ -191,6 +194,7 @@ class WandbLogger(Callback):
         )
 
     def on_result(self, event: Result) -> None:
+        """Q (or ``diverged``), ``net_step`` and the hyperparameters, in the worker's run."""
         changed = self.track(event)
         w = event.worker
         row: dict[str, Any] = {"trained_steps": self.trained[w], "net_step": event.step}
@@ -205,6 +209,7 @@ class WandbLogger(Callback):
             self.log_controller()
 
     def on_decision(self, event: Decision) -> None:
+        """A weight copy: a point in the destination worker's run (``copied_from``, reason)."""
         if not isinstance(event, Copy):
             return
         changed = self.track(event)
@@ -222,6 +227,7 @@ class WandbLogger(Callback):
     # -- end -----------------------------------------------------------------------
 
     def on_run_end(self, info: RunInfo, result: dict[str, Any] | None) -> None:
+        """The tables and artifact at the end; every run finished (exit code 1 on failure)."""
         import wandb
 
         try:
@@ -243,6 +249,7 @@ class WandbLogger(Callback):
             self.runs, self.controller = [], None
 
     def log_result(self, info: RunInfo, result: dict[str, Any]) -> None:
+        """The results and best-schedule tables, the summary and the result artifact."""
         import wandb
 
         run = self.controller

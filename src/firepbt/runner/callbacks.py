@@ -136,6 +136,7 @@ class FunctionCallback(Callback):
         self.fn = fn
 
     def on_event(self, event: Event) -> None:
+        """Call the wrapped function with every event."""
         self.fn(event)
 
     def __repr__(self) -> str:
@@ -143,6 +144,7 @@ class FunctionCallback(Callback):
 
 
 def callback_name(cb: Any) -> str:
+    """How a failure report names a callback: its class, or the wrapped function's name."""
     if isinstance(cb, FunctionCallback):
         return repr(cb)
     return type(cb).__name__
@@ -198,14 +200,17 @@ class CallbackList:
         LOGGER.warning("firepbt: warning: %s%s", line, where)
 
     def run_start(self, info: RunInfo) -> None:
+        """Call every callback's ``on_run_start``."""
         self.info = info
         self._call("on_run_start", lambda cb: cb.on_run_start(info))
 
     def event(self, event: Event) -> None:
+        """Show ``event`` to every callback still on (``on_event``)."""
         kind = event.name if isinstance(event, OtherEvent) else event.kind
         self._call(f"on_event({kind})", lambda cb: cb.on_event(event))
 
     def run_end(self, result: dict[str, Any] | None) -> None:
+        """Call every callback's ``on_run_end`` (nothing if the run never started)."""
         info = self.info
         if info is None:
             return

@@ -70,6 +70,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The event of a journal dict: known fields by name, the rest in ``extra``."""
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names and k != "ev"}
@@ -104,12 +105,14 @@ class Start(Event):
     config: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """The journal's form, with ``roles`` as ``[[role, subpop], ...]``."""
         out = super().to_dict()
         out["roles"] = [[r.role, r.subpop] for r in self.roles]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """Read ``roles`` from the journal's ``[[role, subpop], ...]``."""
         data = dict(data)
         data["roles"] = tuple(WorkerRole(str(r), s) for r, s in data["roles"])
         return super().from_dict(data)
@@ -263,6 +266,7 @@ class OtherEvent(Event):
     data: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """The dict exactly as it was read."""
         return dict(self.data)
 
 
