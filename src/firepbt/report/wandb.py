@@ -126,40 +126,47 @@ class WandbLogger(Callback):
                 console="off", x_disable_stats=not stats, x_disable_meta=not stats
             )
 
-        self.controller = wandb.init(
-            id=ids["controller"],
-            name=ids["group"],
-            job_type="controller",
-            tags=[*s.tags, "controller"],
-            config={**cfg.to_dict(), "run_dir": str(info.out_dir)},
-            settings=settings(True),
-            **common,
-        )
-        self.controller.define_metric("population_step")
-        self.controller.define_metric("*", step_metric="population_step")
-        summary = "max" if self.sign > 0 else "min"
-        for w, (role, run_id) in enumerate(zip(info.roles, ids["workers"], strict=True)):
-            tag = f"P{role.subpop}" if role.role == "member" else role.role
-            run = wandb.init(
-                id=run_id,
-                name=f"{ids['group']}/{role.name(w)}",
-                job_type=role.role,
-                tags=[*s.tags, tag],
-                config={
-                    "worker": w,
-                    "role": role.role,
-                    "subpopulation": role.subpop,
-                    "algorithm": cfg.algorithm.name,
-                    "seed": cfg.seed,
-                    "experiment": ids["group"],
-                },
-                settings=settings(False),
+        try:
+            self.controller = wandb.init(
+                id=ids["controller"],
+                name=ids["group"],
+                job_type="controller",
+                tags=[*s.tags, "controller"],
+                config={**cfg.to_dict(), "run_dir": str(info.out_dir)},
+                settings=settings(True),
                 **common,
             )
-            run.define_metric("trained_steps")
-            run.define_metric("*", step_metric="trained_steps")
-            run.define_metric("Q", step_metric="trained_steps", summary=summary)
-            self.runs.append(run)
+            self.controller.define_metric("population_step")
+            self.controller.define_metric("*", step_metric="population_step")
+            summary = "max" if self.sign > 0 else "min"
+            for w, (role, run_id) in enumerate(zip(info.roles, ids["workers"], strict=True)):
+                tag = f"P{role.subpop}" if role.role == "member" else role.role
+                run = wandb.init(
+                    id=run_id,
+                    name=f"{ids['group']}/{role.name(w)}",
+                    job_type=role.role,
+                    tags=[*s.tags, tag],
+                    config={
+                        "worker": w,
+                        "role": role.role,
+                        "subpopulation": role.subpop,
+                        "algorithm": cfg.algorithm.name,
+                        "seed": cfg.seed,
+                        "experiment": ids["group"],
+                    },
+                    settings=settings(False),
+                    **common,
+                )
+                run.define_metric("trained_steps")
+                run.define_metric("*", step_metric="trained_steps")
+                run.define_metric("Q", step_metric="trained_steps", summary=summary)
+                self.runs.append(run)
+        except BaseException:  # finish what was started; the failure is reported once
+            for run in [*self.runs, self.controller]:
+                if run is not None:
+                    run.finish(exit_code=1)
+            self.runs, self.controller = [], None
+            raise
         for ev in info.history:  # resumed: the state at the checkpoint, not logged again
             self.track(ev)
 
