@@ -13,11 +13,11 @@ import heapq
 import itertools
 
 import pytest
+from test_executors import check_accounting, config
 
+from firepbt.api import run
 from firepbt.executors import InProcessExecutor, Task
 from firepbt.executors.base import TaskResult, run_task
-from firepbt.api import run
-from test_executors import check_accounting, config
 
 
 class Raced(InProcessExecutor):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from firepbt.config import Config, load_config
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, ExecutorError
 
 EXIT_USAGE = 2
 
@@ -241,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"firepbt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ExecutorError as exc:  # training had started: its last checkpoint resumes it
+        print(f"firepbt: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("firepbt: interrupted", file=sys.stderr)
         return 130

@@ -77,6 +77,9 @@ class SlotPool(Executor):
         # (a checkpoint taken meanwhile must see each worker as before that task)
         self._parked: list[tuple[TaskResult, Job, Ref | None]] = []
         self.has_test = False
+        # slots that cannot take work now (a Ray actor waiting for room on the cluster after
+        # its node was lost); the transport adds and removes them, poll() reports the change
+        self.down: set[int] = set()
 
     # -- what a transport provides ---------------------------------------------------
 
@@ -211,7 +214,7 @@ class SlotPool(Executor):
             s
             for d in range(self.depth)
             for s in range(self.n_slots)
-            if len(self.running.get(s, ())) <= d
+            if len(self.running.get(s, ())) <= d and s not in self.down
         ]  # idle slots first, then slots with room in their pipeline
         if not free or not self.queue:
             return
@@ -233,7 +236,7 @@ class SlotPool(Executor):
     def _idle_slot(self) -> int:
         while True:
             for s in range(self.n_slots):
-                if s not in self.running:
+                if s not in self.running and s not in self.down:
                     return s
             for slot, outcome in self.poll(block=True):
                 if isinstance(outcome, Dead):
