@@ -289,3 +289,13 @@ def test_a_crashed_run_on_worker_processes_resumes(tmp_path, mode):
         ).read_bytes()
     else:
         assert resumed["best"]["score"] > 0.9 and ref["best"]["score"] > 0.9
+
+
+@pytest.mark.parametrize("kind", ["inprocess", *EXECUTORS])
+def test_replay_trains_on_a_worker_not_in_the_controller(tmp_path, kind, ray_session):
+    cfg = config("pbt", trainable="toys:PidProbe")
+    result = run(cfg, tmp_path / "r", executor=make(kind))
+    where = result["replay"]["test"]  # the pid of the process that trained the replay
+    assert (where == os.getpid()) == (kind == "inprocess")
+    reference = run(cfg, tmp_path / "ref")["replay"]["score"]
+    assert result["replay"]["score"] == reference

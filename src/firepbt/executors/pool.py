@@ -109,6 +109,12 @@ class SlotPool(Executor):
         """Load ``ref`` into an idle slot and return its test score (None: test raised)."""
 
     @abstractmethod
+    def run_replay(
+        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None] | Dead:
+        """Build a fresh trainable on an idle slot and train it along ``schedule``."""
+
+    @abstractmethod
     def put(self, state: Any) -> Ref: ...
 
     @abstractmethod
@@ -182,6 +188,18 @@ class SlotPool(Executor):
                 return out
             self._respawn(slot, None, out)
         return None
+
+    def replay(
+        self, spec: TrainableSpec, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None]:
+        """On a worker (its device, its node), not in the controller; a lost worker retries."""
+        for _attempt in range(self.max_retries + 1):
+            slot = self._idle_slot()
+            out = self.run_replay(slot, seed, schedule, chunk)
+            if not isinstance(out, Dead):
+                return out
+            self._respawn(slot, None, out)
+        raise RuntimeError(f"replay: the worker running it died {self.max_retries + 1} times")
 
     def wait(self, *, every: bool) -> list[TaskResult]:
         out = [self._settle(r, job, ref) for r, job, ref in self._parked]

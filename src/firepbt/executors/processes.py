@@ -30,7 +30,7 @@ from typing import Any
 
 from firepbt.core.errors import ConfigError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import TaskResult, run_task
+from firepbt.executors.base import TaskResult, replay_on, run_task
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
 
 START_TIMEOUT_S = 120.0
@@ -108,6 +108,10 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 _save(net.state_dict(), path_out)
                 held = path_out
                 conn.send(("ok", result))
+            elif op == "replay":  # a fresh network, beside the one this slot holds
+                assert spec is not None
+                seed, schedule, chunk = msg[1], msg[2], msg[3]
+                conn.send(("ok", replay_on(spec.resolve()(seed=seed, **kwargs), schedule, chunk)))
             elif op == "test":
                 path_in = msg[1]
                 if held != path_in:
@@ -295,6 +299,21 @@ class ProcessExecutor(SlotPool):
             self.procs[slot].join(timeout=5)
             return Dead(f"exit code {self.procs[slot].exitcode}")
         return float(payload) if status == "ok" else None
+
+    def run_replay(
+        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None] | Dead:
+        conn = self.conns[slot]
+        try:
+            conn.send(("replay", seed, list(schedule), chunk))
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            self.procs[slot].join(timeout=5)
+            return Dead(f"exit code {self.procs[slot].exitcode}")
+        if status != "ok":
+            raise RuntimeError(f"replay: in worker process {slot}: {payload}")
+        out: dict[str, float | None] = payload
+        return out
 
     def put(self, state: Any) -> Ref:
         ref = self._new_ref()

@@ -46,7 +46,7 @@ from ray.exceptions import (
 
 from firepbt.core.errors import ConfigError, ExecutorError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import TaskResult, run_task
+from firepbt.executors.base import TaskResult, replay_on, run_task
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
 
 START_TIMEOUT_S = 120.0  # the first actors: the cluster has room but may be busy
@@ -102,6 +102,9 @@ class _Slot:
         result = run_task(self.net, task)
         self.held = key_out
         return (result, True), self.net.state_dict()
+
+    def replay(self, seed: int, schedule: list[dict[str, Any]], chunk: int) -> dict[str, Any]:
+        return replay_on(self.cls(seed=seed, **dict(self.spec.args)), schedule, chunk)
 
     def test(self, key: int, box: list[Any]) -> float | None:
         try:
@@ -398,6 +401,18 @@ class RayExecutor(SlotPool):
         except RayError as exc:
             return Dead(f"Ray actor lost: {type(exc).__name__}")
         return None if value is None else float(value)
+
+    def run_replay(
+        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None] | Dead:
+        call = self.actors[slot].replay.remote(seed, list(schedule), chunk)
+        try:
+            out: dict[str, float | None] = ray.get(call)
+        except RayTaskError as exc:  # the user's code raised: not a lost worker
+            raise RuntimeError(f"replay: in Ray actor {slot}: {_cause(exc)}") from None
+        except RayError as exc:
+            return Dead(f"Ray actor lost: {type(exc).__name__}")
+        return out
 
     def put(self, state: Any) -> Ref:
         return Ref(next(self.keys), ray.put(state))

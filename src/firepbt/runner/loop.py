@@ -23,7 +23,7 @@ from firepbt.core.errors import ConfigError
 from firepbt.core.trainable import TrainableSpec
 from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task
-from firepbt.runner.best import RESULT_FILE, build_result, describe
+from firepbt.runner.best import RESULT_FILE, build_result, describe, replay_best
 from firepbt.runner.checkpoint import (
     CheckpointStore,
     Loaded,
@@ -88,6 +88,7 @@ class Run:
         self.checkpointed = 0
         self.pending: list[Task] = []  # submitted, not yet handled, in submission order
         self.best_state: Any = None  # the best network's weights (keep_best_checkpoints)
+        self.replayed: dict[str, float | None] | None = None  # the best schedule, replayed
         self.store: CheckpointStore | None = None
         if config.checkpoints:
             self.store = CheckpointStore(self.out, keep_best=config.keep_best_checkpoints)
@@ -182,6 +183,7 @@ class Run:
             else:
                 drive_async(self)
             self.emit({"ev": "end", "step": max(self.step)})
+            self.replayed = replay_best(self)
         finally:
             self.executor.close()
             self.journal.close()
