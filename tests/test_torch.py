@@ -156,3 +156,15 @@ def test_readme_pytorch_example_is_the_example_file_and_runs(tmp_path):
     result = run(cfg, tmp_path)
     assert result["best"]["score"] > 0.8
     assert (tmp_path / "tensorboard").is_dir()
+
+
+def test_devices_naming_no_such_gpu_fail_before_training(tmp_path):
+    if torch.cuda.device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    from firepbt.core.errors import ConfigError
+
+    data = config("pbt").to_dict()
+    data.update(trainable="torch_toys:MLP", executor="processes", devices="cuda:0")
+    with pytest.raises(ConfigError, match=r"devices: cuda:0 is not a device on this machine"):
+        run(Config.from_dict(data), tmp_path / "x")
+    assert not (tmp_path / "x").exists()  # nothing written

@@ -86,6 +86,10 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 kwargs = dict(spec.args)
                 if local_device is not None and _accepts(cls, "device"):
                     kwargs["device"] = local_device
+                missing = _missing_device(device)
+                if missing:
+                    conn.send(("device", missing))
+                    continue
                 conn.send(("ok", None))
             elif op == "build":
                 assert spec is not None
@@ -121,6 +125,25 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 conn.send(("ok", float(net.test())))
         except Exception as exc:
             conn.send(("err", "".join(traceback.format_exception_only(type(exc), exc)).strip()))
+
+
+def _missing_device(device: str | None) -> str | None:
+    """Why a CUDA ``device`` does not exist here, if the trainable's torch can tell.
+
+    firepbt does not import torch; if the trainable did, its CUDA device count (with this
+    slot's ``CUDA_VISIBLE_DEVICES``) says whether the slot's GPU exists.
+    """
+    torch = sys.modules.get("torch")
+    if not device or not device.startswith("cuda") or torch is None:
+        return None
+    try:
+        count = int(torch.cuda.device_count())
+    except Exception as exc:  # a torch without CUDA support
+        return f"torch cannot use CUDA ({type(exc).__name__}: {exc})"
+    if count == 0:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return f"torch sees no CUDA device (CUDA_VISIBLE_DEVICES={visible})"
+    return None
 
 
 def _accepts(cls: type, name: str) -> bool:
@@ -235,6 +258,9 @@ class ProcessExecutor(SlotPool):
             raise _Died(
                 f"executor: worker process {slot} died while {what} (exit code {code})"
             ) from None
+        if status == "device":
+            device = self.devices[slot] if self.devices else None
+            raise ConfigError(f"devices: {device} is not a device on this machine: {payload}")
         if status != "ok":
             raise ConfigError(f"trainable: in worker process {slot}, {what} failed: {payload}")
         return payload

@@ -433,6 +433,10 @@ class RayExecutor(SlotPool):
         self.pending.clear()
         self.booting.clear()
         self.refs = []
+        self.queue.clear()
+        self._parked = []
+        self._counts.counts.clear()  # the states' object references: the store frees them
+        self._counts.by_key.clear()
         if self.owns_ray and ray.is_initialized():
             ray.shutdown()
         self.owns_ray = False
