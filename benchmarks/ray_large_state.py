@@ -140,9 +140,9 @@ def inside(args: argparse.Namespace) -> None:
         },
         "controller_rss_mb": {
             "after_start": rss0,
-            "min": min(rss),
-            "max": max(rss),
+            **{f"after_round_{k}": rss[k - 1] for k in (1, 10, 50) if k <= len(rss)},
             "last": rss[-1],
+            "max": max(rss),
         },
         "store_mib_objects": {
             "after_round_1": store[0],

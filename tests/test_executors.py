@@ -350,3 +350,19 @@ def test_a_runtime_env_ray_cannot_build_fails_before_training(tmp_path):
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("firepbt: error: ray.runtime_env: could not start Ray")
     assert not (tmp_path / "out").exists()
+
+
+def test_fractional_gpus_put_several_slots_on_one_gpu():
+    pytest.importorskip("ray")
+    from firepbt.executors.ray import slots_that_fit
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
+        {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 2.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}},  # a dead node holds none
+        {"Alive": True, "Resources": {"CPU": 0.0}},  # a head node without CPUs
+    ]
+    assert slots_that_fit(nodes, cpus=1, gpus=0.5) == 2 + 2  # 2 per GPU; node 2: its CPUs
+    assert slots_that_fit(nodes, cpus=0.5, gpus=0.5) == 2 + 4
+    assert slots_that_fit(nodes, cpus=1, gpus=0) == 8 + 2
+    assert slots_that_fit(nodes, cpus=1, gpus=1.5) == 1
