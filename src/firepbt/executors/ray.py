@@ -335,7 +335,11 @@ class RayExecutor(SlotPool):
         idle = not self.pending and len(self.down) == self.n_slots
         if block and idle:
             timeout = self.node_wait_s
-        ready, rest = ray.wait(waiting, num_returns=1, timeout=timeout, fetch_local=True)
+        ready, rest = (
+            ray.wait(waiting, num_returns=1, timeout=timeout, fetch_local=True)
+            if waiting
+            else ([], [])  # every slot gave up restarting: nothing left to wait for
+        )
         if not ready and block and idle:
             raise ExecutorError(
                 f"executor: every Ray worker was lost and none could be placed again within "
