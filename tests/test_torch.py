@@ -115,6 +115,7 @@ def test_the_process_executor_passes_its_device_through(tmp_path):
     assert on_device == run(cfg, tmp_path / "ref")
 
 
+@pytest.mark.filterwarnings("ignore:.*meta parameter:UserWarning")  # copies to meta: no-ops
 def test_model_and_optimizer_live_on_the_device_and_states_load_onto_another():
     net = MLP(seed=0, device="cpu")
     net.train(5, H)
