@@ -185,8 +185,11 @@ def main() -> None:
         code.mkdir(parents=True)
         (code / "climbing.py").write_text(TRAINABLE)
         log = work / "origins.txt"
+        config = CONFIG
+        if scenario.get("address_from_env"):
+            config = config.replace('address = "127.0.0.1:{port}"\n', "")
         (code / "exp.toml").write_text(
-            CONFIG.format(
+            config.format(
                 mode=scenario.get("mode", "sync"),
                 steps=scenario.get("steps", 300),
                 slots=scenario.get("slots", 2),
@@ -205,7 +208,10 @@ def main() -> None:
                 if "resume" in run
                 else ["run", "exp.toml", "--out", str(out), "--quiet"]
             )
-            proc = firepbt(*args, env=env, cwd=code)
+            run_env = env
+            if scenario.get("address_from_env"):  # as inside `ray job submit`
+                run_env = dict(env, RAY_ADDRESS=f"127.0.0.1:{PORT}")
+            proc = firepbt(*args, env=run_env, cwd=code)
             events = (work / run.get("resume", name)) / "events.jsonl"
             kills, joined, sockets = [], [], None
             for k in run.get("kill_after", []):  # SIGKILL a worker node's raylet

@@ -107,7 +107,10 @@ def test_sync_run_loses_a_node_and_equals_the_undisturbed_run(tmp_path):
 @needs_namespaces
 def test_async_run_loses_a_node_and_brings_every_member_to_the_budget(tmp_path):
     k = int(np.random.default_rng(17).integers(10, 80))
-    out = cluster(tmp_path, mode="async", runs=[{"name": "lost", "kill_after": [k]}])
+    # no [ray] address: RAY_ADDRESS names the cluster, as inside `ray job submit`
+    out = cluster(
+        tmp_path, mode="async", address_from_env=True, runs=[{"name": "lost", "kill_after": [k]}]
+    )
     lost = out["runs"]["lost"]
     assert lost["rc"] == 0, lost["stderr"]
     check_accounting(tmp_path / "w/lost", 300)
