@@ -77,8 +77,9 @@ class SlotPool(Executor):
         # (a checkpoint taken meanwhile must see each worker as before that task)
         self._parked: list[tuple[TaskResult, Job, Ref | None]] = []
         self.has_test = False
-        # slots that cannot take work now (a Ray actor waiting for room on the cluster after
-        # its node was lost); the transport adds and removes them, poll() reports the change
+        # slots that cannot take work now (a replacement Ray actor waiting for room on the
+        # cluster after its node was lost); the transport adds them and removes them (in
+        # poll) once they are up; the scheduler skips them
         self.down: set[int] = set()
 
     # -- what a transport provides ---------------------------------------------------
