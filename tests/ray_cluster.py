@@ -235,6 +235,9 @@ def main() -> None:
             if sockets is None and proc.poll() is None:
                 sockets = sh("ss", "-ltnpH").stdout
             stdout, stderr = proc.communicate(timeout=scenario.get("run_timeout", 600))
+            if events.exists():  # before a later run (a resume) cuts the journal back
+                lines = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
+                report[name + "_faults"] = [e for e in lines if e["ev"] == "fault"]
             report["runs"][name] = {
                 "rc": proc.returncode,
                 "stdout": stdout[-3000:],

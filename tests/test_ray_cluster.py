@@ -135,6 +135,9 @@ def test_losing_every_node_stops_with_a_message_and_a_checkpoint_that_resumes(tm
     assert gone["rc"] == 1, gone["stderr"]
     assert "every Ray worker was lost" in gone["stderr"]
     assert "firepbt resume" in gone["stderr"]
+    lost = out["gone_faults"]  # the journal of the stopped run, before it was resumed
+    tasks = [f for f in lost if f["worker"] is not None]  # (others: a replacement lost too)
+    assert tasks and all(f["action"] == "retry" for f in tasks)
     assert again["rc"] == 0, again["stderr"]
     w = tmp_path / "w"
     assert (w / "gone/result.json").read_bytes() == (w / "ref/result.json").read_bytes()

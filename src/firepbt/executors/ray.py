@@ -345,7 +345,8 @@ class RayExecutor(SlotPool):
                 f"executor: every Ray worker was lost and none could be placed again within "
                 f"{self.node_wait_s:.0f} s (each slot needs {self.cpus:g} CPU and "
                 f"{self.gpus:g} GPU; the cluster has {_resources(available=True)} free); "
-                f"the run stopped at its last checkpoint: `firepbt resume` it when nodes are back"
+                f"the run stopped at its last checkpoint: `firepbt resume` it when nodes are back",
+                self._take_faults(),
             )
         if rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=True)
@@ -372,10 +373,15 @@ class RayExecutor(SlotPool):
                 raise ExecutorError(
                     f"executor: the state of worker {job.task.worker} was lost with the node "
                     f"that held it ({ok}); the run stopped at its last checkpoint: "
-                    f"`firepbt resume` it"
+                    f"`firepbt resume` it",
+                    self._take_faults(),
                 )
             out.append((slot, (result, ref if ok else None, job)))
         return out
+
+    def _take_faults(self) -> list[dict[str, Any]]:
+        faults, self.faults = self.faults, []
+        return faults
 
     def _booted(self, slot: int, ready: Any) -> None:
         """A replacement actor answered (it is up) or failed (try again, a few times)."""

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from firepbt._version import __version__
 from firepbt.config import Config
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, ExecutorError
 from firepbt.core.trainable import TrainableSpec
 from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task
@@ -184,6 +184,10 @@ class Run:
                 drive_async(self)
             self.emit({"ev": "end", "step": max(self.step)})
             self.replayed = replay_best(self)
+        except ExecutorError as exc:  # every worker lost: journal what was lost, then stop
+            for fault in exc.faults:
+                self.emit({"ev": "fault", **fault})
+            raise
         finally:
             self.executor.close()
             self.journal.close()
