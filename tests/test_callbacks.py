@@ -17,6 +17,7 @@ from firepbt.runner.events import (
     Checkpoint,
     Copy,
     End,
+    Fault,
     OtherEvent,
     Result,
     Start,
@@ -94,6 +95,11 @@ def test_unknown_kinds_are_kept_whole():
     extra = parse_event({"ev": "end", "step": 3, "note": "new field"})
     assert isinstance(extra, End) and extra.step == 3
     assert extra.to_dict() == {"ev": "end", "step": 3, "note": "new field"}
+    # optional fields a line lacks stay out; fields a newer version adds are kept
+    fault = {"ev": "fault", "reason": "timeout", "worker": 3, "action": "killed", "timeout_s": 5}
+    ev = parse_event(fault)
+    assert isinstance(ev, Fault) and ev.slot is None and ev.extra == {"timeout_s": 5}
+    assert ev.to_dict() == fault
 
 
 def test_hooks_see_the_journal_in_order_between_run_start_and_run_end(tmp_path):

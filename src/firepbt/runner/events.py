@@ -48,18 +48,21 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """Base class of every event. ``extra`` holds fields this version does not name."""
+    """Base class of every event. ``extra`` holds fields this version does not name;
+    ``absent`` the optional fields the journal line did not have (left out again by
+    :meth:`to_dict`)."""
 
     kind: ClassVar[str] = ""
     _omit_none: ClassVar[tuple[str, ...]] = ()  # optional fields left out of the journal
 
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The journal's form: ``{"ev": kind, field: value, ...}``."""
         out: dict[str, Any] = {"ev": self.kind}
         for f in dataclasses.fields(self):
-            if f.name == "extra":
+            if f.name in ("extra", "absent") or f.name in self.absent:
                 continue
             value = getattr(self, f.name)
             if value is None and f.name in self._omit_none:
@@ -71,10 +74,10 @@ class Event:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
         """The event of a journal dict: known fields by name, the rest in ``extra``."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "absent"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names and k != "ev"}
-        return cls(**known, extra=extra)
+        return cls(**known, extra=extra, absent=frozenset(names - set(data)))
 
 
 @dataclass(frozen=True)
