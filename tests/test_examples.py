@@ -48,6 +48,7 @@ def logging_env(tmp_path, monkeypatch):
         "WANDB_SILENT": "true",
         "WANDB_DISABLE_GIT": "true",
         "WANDB_ERROR_REPORTING": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
         **{v: str(home) for v in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")},
     }
     for k, v in env.items():
