@@ -265,12 +265,16 @@ def _normalised(y: np.ndarray) -> tuple[np.ndarray, Any, Any]:
 
 def _kernel(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
     """K(X, X) of C·Matérn(5/2) + white noise at log-hyperparameters ``theta`` (and dK/dθ)."""
-    from scipy.spatial.distance import pdist, squareform
+    from scipy.spatial.distance import squareform
 
     c, length, noise = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])
     n = X.shape[0]
     length = np.squeeze(length).astype(float)
-    dists = pdist(X / length, metric="euclidean")
+    # pdist(X / length, "euclidean") for one-dimensional X: sqrt((u - v)^2), pairs (i < j)
+    # in row-major order, the same operations as SciPy's C loop, without its wrappers
+    z = (X / length)[:, 0]
+    i, j = np.triu_indices(n, 1)
+    dists = np.sqrt((z[i] - z[j]) ** 2)
     km = dists * math.sqrt(5)
     km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
     km = squareform(km)
@@ -288,9 +292,30 @@ def _kernel(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
     return k, np.dstack((prod_grad, noise * np.eye(n)[:, :, np.newaxis]))
 
 
+def _cholesky(k: np.ndarray) -> np.ndarray:
+    """scipy.linalg.cholesky(k, lower=True) without its wrappers (the same LAPACK call)."""
+    from scipy.linalg.lapack import dpotrf
+
+    c, info = dpotrf(k, lower=1, overwrite_a=0, clean=1)
+    if info > 0:
+        raise np.linalg.LinAlgError(f"{info}-th leading minor not positive definite")
+    if info < 0:
+        raise ValueError(f"dpotrf: illegal value in argument {-info}")
+    return np.asarray(c)
+
+
+def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """scipy.linalg.cho_solve((L, True), b) without its wrappers (the same LAPACK call)."""
+    from scipy.linalg.lapack import dpotrs
+
+    x, info = dpotrs(L, b, lower=1, overwrite_b=0)
+    if info != 0:
+        raise ValueError(f"dpotrs: illegal value in argument {-info}")
+    return np.asarray(x)
+
+
 def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Log-hyperparameters maximising the marginal likelihood (L-BFGS-B from _THETA0)."""
-    from scipy.linalg import cho_solve, cholesky
     from scipy.optimize import minimize
 
     yt = _normalised(y)[0][:, np.newaxis]
@@ -300,15 +325,15 @@ def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         k, k_grad = _kernel(X, theta, True)
         k[np.diag_indices_from(k)] += _JITTER
         try:
-            L = cholesky(k, lower=True, check_finite=False)
+            L = _cholesky(k)
         except np.linalg.LinAlgError:
             return np.inf, -np.zeros_like(theta)
-        alpha = cho_solve((L, True), yt, check_finite=False)
+        alpha = _cho_solve(L, yt)
         lml = -0.5 * np.einsum("ik,ik->k", yt, alpha)
         lml -= np.log(np.diag(L)).sum()
         lml -= k.shape[0] / 2 * log_2pi
         inner = np.einsum("ik,jk->ijk", alpha, alpha)
-        k_inv = cho_solve((L, True), np.eye(k.shape[0]), check_finite=False)
+        k_inv = _cho_solve(L, np.eye(k.shape[0]))
         inner -= k_inv[..., np.newaxis]
         grad = 0.5 * np.einsum("ijl,jik->kl", inner, k_grad)
         return -lml.sum(axis=-1), -grad.sum(axis=-1)
@@ -318,14 +343,13 @@ def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _posterior_mean(X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """GP posterior mean at the training inputs with fixed log-hyperparameters."""
-    from scipy.linalg import cho_solve, cholesky
     from scipy.spatial.distance import cdist
 
     yn, mean, std = _normalised(y)
     k = _kernel(X, theta, False)
     k[np.diag_indices_from(k)] += _JITTER
-    L = cholesky(k, lower=True, check_finite=False)
-    alpha = cho_solve((L, True), yn, check_finite=False)
+    L = _cholesky(k)
+    alpha = _cho_solve(L, yn)
     c, length = np.exp(theta[0]), np.exp(theta[1])
     length = np.squeeze(length).astype(float)
     km = cdist(X / length, X / length, metric="euclidean") * math.sqrt(5)
