@@ -20,9 +20,10 @@ configuration runs in a fresh Python process (its peak RSS is the controller's, 
 * ``RSS MB``: peak resident memory of the process; ``journal B/ws``: journal bytes per
   worker-step (steps trained, summed over workers).
 
-Sync rows use the in-process executor; async rows the in-process one too (round-robin,
-as before issue 12), or the simulated executor (virtual clock, heterogeneous speeds) with
-``--async-executor simulated``. A configuration that exceeds ``--max-seconds`` is stopped there and its
+Rows use the in-process executor (async: round-robin, as before issue 12), or the
+simulated executor (virtual clock, heterogeneous speeds; its virtual wall-clock and
+compute are recorded) with ``--executor simulated``. A configuration that exceeds
+``--max-seconds`` (wall) is stopped there and its
 figures are over the ready points it completed (marked ``*``).
 
     PYTHONPATH=src python benchmarks/controller.py --label after
@@ -100,13 +101,13 @@ def measure_one(
     workers: int,
     steps: int,
     max_seconds: float,
-    async_executor: str = "inprocess",
+    async_executor: str = "inprocess",  # the executor of every row
     extra: list[str] | None = None,
 ) -> dict:
     """Run one configuration in this process and return its figures."""
     m = _imports()
     curves, fire = m["curves"], m["fire"]
-    executor = async_executor if mode == "async" else "inprocess"
+    executor = async_executor
     name = "nqm-fire" if algo == "fire" else "nqm-pbt"
     config = m["load_config"](
         m["cli"].resolve_config_path(name),
@@ -239,9 +240,10 @@ def _fmt(v: Any, spec: str) -> str:
 def table(rows: list[dict]) -> str:
     head = (
         "| algo | mode | workers | ready pts | ctl s/ready | ready ms med | ready ms p99 | "
-        "GP fits/ready | GP cond/ready | bsd/ready | ckpt s/round | RSS MB | journal B/ws |"
+        "GP fits/ready | GP cond/ready | bsd/ready | ckpt s/round | RSS MB | journal B/ws | "
+        "virtual s | virtual compute |"
     )
-    lines = [head, "|" + "---|" * 3 + "---:|" * 10]
+    lines = [head, "|" + "---|" * 3 + "---:|" * 12]
     for r in rows:
         star = "*" if r["stopped_early"] else ""
         lines.append(
@@ -250,7 +252,8 @@ def table(rows: list[dict]) -> str:
             f"{_fmt(r['ready_ms_p99'], '.1f')} | {_fmt(r['fits_per_ready'], '.0f')} | "
             f"{_fmt(r['cond_per_ready'], '.0f')} | {_fmt(r['bsd_per_ready'], '.0f')} | "
             f"{_fmt(r['ckpt_s_per_round'], '.3f')} | {_fmt(r['rss_mb'], '.0f')} | "
-            f"{_fmt(r['journal_bytes_per_worker_step'], '.1f')} |"
+            f"{_fmt(r['journal_bytes_per_worker_step'], '.1f')} | "
+            f"{_fmt(r.get('virtual_seconds'), '.0f')} | {_fmt(r.get('virtual_compute'), '.0f')} |"
         )
     return "\n".join(lines)
 
@@ -307,10 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=240.0)
     p.add_argument("--label", default="after")
     p.add_argument(
-        "--async-executor",
+        "--executor",
+        dest="async_executor",
         choices=["inprocess", "simulated"],
         default="inprocess",
-        help="executor of the async rows (sync rows: always in-process)",
+        help="executor of every row (simulated: virtual time, heterogeneous speeds)",
     )
     p.add_argument(
         "--set",
@@ -336,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.sizes:
                 cmd = [sys.executable, __file__, "--one", algo, mode, str(w)]
                 cmd += ["--steps", str(args.steps), "--max-seconds", str(args.max_seconds)]
-                cmd += ["--async-executor", args.async_executor]
+                cmd += ["--executor", args.async_executor]
                 for item in args.set:
                     if algo == "fire" or not item.startswith("algorithm.gp_refit"):
                         cmd += ["--set", item]
