@@ -32,6 +32,7 @@ def invalidate(run: Run, w: int) -> None:
         run.pending.pop(w, None)
     run.token[w] += 1
     run.busy[w] = False
+    run.woken.add(w)
 
 
 def handle(run: Run, r: TaskResult) -> bool:
@@ -43,6 +44,7 @@ def handle(run: Run, r: TaskResult) -> bool:
         return False
     assert run.journal is not None
     run.busy[w] = False
+    run.woken.add(w)
     run.pending.pop(w, None)
     start = run.step[w]
     run.step[w] = start + r.steps

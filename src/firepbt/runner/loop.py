@@ -74,6 +74,9 @@ class Run:
         self.hparams: list[dict[str, Any]] = [{} for _ in range(n)]
         self.token = [0] * n
         self.busy = [False] * n
+        # workers that became idle since the async driver last submitted (not checkpointed:
+        # the driver starts from every worker)
+        self.woken: set[int] = set()
         self.since_ready = [0] * n
         self.evaluating: set[int] = set()
         self.lineage = Lineage(n)
