@@ -266,14 +266,19 @@ def figure(path: Path = FIGURE, results: Path = RESULTS) -> Path:
     import matplotlib.pyplot as plt
 
     data = json.loads(results.read_text())
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     styles = {"before": "--", "after": "-"}
+    colours = {"fire": "C0", "pbt": "C1"}
+    panels = (
+        ("sync", axes[0], "ctl_s_per_ready"),
+        ("async", axes[1], "ctl_s_per_ready"),
+        ("async", axes[2], "ready_ms_median"),
+    )
     for label, rows in data.items():
+        if "simulated" in label:  # the same controller; its rows are about virtual time
+            continue
         for algo in ("fire", "pbt"):
-            for mode, ax, key in (
-                ("sync", axes[0], "ctl_s_per_ready"),
-                ("async", axes[1], "ready_ms_median"),
-            ):
+            for mode, ax, key in panels:
                 pts = sorted(
                     (r["workers"], r[key])
                     for r in rows
@@ -281,13 +286,23 @@ def figure(path: Path = FIGURE, results: Path = RESULTS) -> Path:
                 )
                 if pts:
                     x, y = zip(*pts, strict=True)
-                    ax.plot(x, y, styles.get(label, ":"), marker="o", label=f"{algo} {label}")
+                    ax.plot(
+                        x,
+                        y,
+                        styles.get(label, ":"),
+                        color=colours[algo],
+                        marker="o" if label == "after" else "s",
+                        ms=4,
+                        label=f"{algo} {label}",
+                    )
     xs = sorted(FIRE_SHAPES)
-    axes[0].plot(xs, [0.02 * w / 22 for w in xs], color="grey", lw=0.8, label="∝ workers")
+    for ax in axes[:2]:
+        ax.plot(xs, [0.02 * w / 22 for w in xs], color="grey", lw=0.8, label="∝ workers")
     axes[0].axhline(0.5, color="red", lw=0.8, ls=":", label="target at 1000 (0.5 s)")
-    axes[1].axhline(20, color="red", lw=0.8, ls=":", label="target at 1000 (20 ms)")
-    axes[0].set_title("sync: controller seconds per ready point")
-    axes[1].set_title("async: decider ms per ready event (median)")
+    axes[2].axhline(20, color="red", lw=0.8, ls=":", label="target at 1000 (20 ms)")
+    axes[0].set_title("sync: controller CPU s per ready point", fontsize=10)
+    axes[1].set_title("async: controller CPU s per population ready point", fontsize=10)
+    axes[2].set_title("async: decider CPU ms per ready event (median)", fontsize=10)
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -326,7 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--figure", type=Path, default=FIGURE)
     p.add_argument("--one", nargs=3, metavar=("ALGO", "MODE", "WORKERS"), help=argparse.SUPPRESS)
+    p.add_argument("--show", action="store_true", help="print the tables and figure; run nothing")
     args = p.parse_args(argv)
+    if args.show:
+        for label, rows in json.loads(args.results.read_text()).items():
+            print(f"\n{label}:\n{table(rows)}")
+        print(f"figure: {figure(args.figure, args.results)}")
+        return 0
     if args.one:
         algo, mode, w = args.one
         row = measure_one(
