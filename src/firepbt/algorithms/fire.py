@@ -85,10 +85,15 @@ class FirePBT(PBT):
             self.floored(self.workers[w.evaluator].curve) for w in phi if w.evaluator is not None
         ]
         diffs = self._pair_diffs(subpop, ids, curves)
-        # The sum of SPEC "Parent fitness", term by term in member order as the plain
-        # Python sum over pairs would add them, so the ranking is the same to the last bit.
-        rows = diffs.tolist()
-        return {j: float(sum(rows[x][:x] + rows[x][x + 1 :])) for x, j in enumerate(ids)}
+        cache = self._pair_cache[subpop]
+        if cache.fitness is None:
+            # The sum of SPEC "Parent fitness", term by term in member order as the plain
+            # Python sum over pairs would add them, so the ranking is the same to the last bit.
+            rows = diffs.tolist()
+            cache.fitness = {
+                j: float(sum(rows[x][:x] + rows[x][x + 1 :])) for x, j in enumerate(ids)
+            }
+        return dict(cache.fitness)
 
     def _pair_diffs(self, subpop: int, ids: list[int], curves: list[Curve]) -> np.ndarray:
         """diffs[x, y] = best_score_diff(curves[x], curves[y]), from the previous call's
@@ -96,9 +101,16 @@ class FirePBT(PBT):
         the pairs touching a curve that changed are computed (vectorised), each once: the
         other half is its negation (best_score_diff is antisymmetric, exactly)."""
         m = len(ids)
+        old = self._pair_cache.get(subpop)
+        if (
+            old is not None
+            and old.ids == ids
+            and all(a is b for a, b in zip(old.curves, curves, strict=True))
+            and old.lens == [len(c) for c in curves]
+        ):
+            return old.diffs  # nothing changed since the last call (its fitness is kept)
         diffs = np.zeros((m, m))
         fresh = np.ones(m, dtype=bool)
-        old = self._pair_cache.get(subpop)
         if old is not None:
             where = {i: x for x, i in enumerate(old.ids)}
             keep = [
@@ -251,6 +263,7 @@ class _PairCache:
     curves: list[Curve]  # held, so an unchanged curve is recognised by identity
     lens: list[int]
     diffs: np.ndarray
+    fitness: dict[int, float] | None = None  # the sums, once computed
 
 
 def max_significant_points(p_stat: float) -> int:
