@@ -142,3 +142,22 @@ def test_the_cli_refuses_a_bad_simulated_setting_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "simulated.failure_rate" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_fire_with_gp_refit_is_deterministic_and_refits_less(tmp_path):
+    from firepbt.core import curves
+
+    cfg = config("fire", mode="async", executor="simulated")
+    cfg = Config.from_dict(
+        {
+            **cfg.to_dict(),
+            "algorithm": {**cfg.to_dict()["algorithm"], "smooth": True, "gp_refit": 0.5},
+        }
+    )
+    assert cfg.algorithm.gp_refit == 0.5
+    before = dict(curves.STATS)
+    run(cfg, tmp_path / "a")
+    fits, conditioned = (curves.STATS[k] - before[k] for k in ("fits", "conditioned"))
+    run(cfg, tmp_path / "b")
+    assert (tmp_path / "a/events.jsonl").read_bytes() == (tmp_path / "b/events.jsonl").read_bytes()
+    assert conditioned > 0 and fits > 0

@@ -19,7 +19,9 @@ In synchronous mode (and with ``failure_rate = 0``) a run gives the same journal
 in-process executor, byte for byte (the executor conformance suite checks it): only the
 virtual time differs, which the loop never sees. The virtual clock (``clock``) and the
 virtual compute used (``compute``, worker-seconds, failed attempts included) are
-attributes (:meth:`SimulatedExecutor.summary`).
+attributes (:meth:`SimulatedExecutor.summary`). They are not checkpointed: a resumed run
+starts a fresh virtual clock, so an asynchronous run resumed on the simulated executor
+is a valid run but not the same one (a synchronous one is the same, as in-process).
 """
 
 from __future__ import annotations
