@@ -1,8 +1,10 @@
 """The controller's speed-ups (issue 12) change no decision: same seed, same journal.
 
-The reference hashes were produced by the code before issue 12 (commit 58287b4, the
-layout of issue 8, itself checked equal to the code before it) with
-``firepbt run CONFIG --set ...`` on the bundled configs at small budgets. A hash covers
+The reference hashes were produced by the code without issue 12 (main at commit a31bd86;
+the sync, PBT and random-search hashes are also those of 58287b4, the layout of issue 8,
+itself checked equal to the code before it; issue 13 changed the async FIRE journals:
+evaluators stop at the budget) with ``firepbt run CONFIG --set ...`` on the bundled
+configs at small budgets. A hash covers
 every journal line but the start event (which holds the version string). Any change to
 a decision, a score, a curve comparison or the order of events changes it.
 """
@@ -20,7 +22,7 @@ from firepbt.config import load_config
 
 CASES = {
     "fire-sync": ("nqm-fire", ["args.dim=100", "steps=1500"], "aee7c2b1dfc59567"),
-    "fire-async": ("nqm-fire", ["args.dim=100", "steps=1000", 'mode="async"'], "2d7545dc844dd3bd"),
+    "fire-async": ("nqm-fire", ["args.dim=100", "steps=1000", 'mode="async"'], "b68adf6b4472e6c5"),
     "fire4": (
         "nqm-fire",
         [
@@ -42,7 +44,7 @@ CASES = {
             "algorithm.evaluators=18",
             'mode="async"',
         ],
-        "b847ff4a08e2ecc6",
+        "92b934fe49a41e44",
     ),
     "pbt": ("nqm-pbt", ["args.dim=100", "steps=1000"], "05f09779e1b0acf0"),
     "random": ("nqm-random", ["args.dim=100", "steps=1000"], "58efc6f01b9c2b28"),

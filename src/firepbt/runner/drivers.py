@@ -58,7 +58,9 @@ def drive_async(run: Run) -> None:
     while done < cfg.steps:  # some member has budget left
         checkpoint(run)
         for w in sorted(run.woken):
-            if not run.busy[w] and ((member[w] and run.step[w] < cfg.steps) or w in run.evaluating):
+            # an evaluator ahead of the members stops at the budget: its weights, and their
+            # step count, may still be copied into a member (SPEC "The budget and the end")
+            if not run.busy[w] and run.step[w] < cfg.steps and (member[w] or w in run.evaluating):
                 submit(run, w)
         run.woken.clear()
         results = run.executor.wait(every=False)
@@ -72,7 +74,8 @@ def drive_async(run: Run) -> None:
             is_member = run.decider.workers[w].role == "member"
             if is_member and run.step[w] >= cfg.steps:
                 continue
-            if run.since_ready[w] >= cfg.ready_interval:
+            final = run.step[w] >= cfg.steps  # an evaluator that may train no further
+            if run.since_ready[w] >= cfg.ready_interval or final:
                 run.since_ready[w] = 0
                 apply(run, run.decider.on_ready([w]))
         done = slowest()
