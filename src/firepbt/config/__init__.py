@@ -15,6 +15,7 @@ from firepbt.config.settings import (
     PBTSettings,
     RandomSettings,
     RaySettings,
+    SimulatedSettings,
     WandbSettings,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "PBTSettings",
     "RandomSettings",
     "RaySettings",
+    "SimulatedSettings",
     "WandbSettings",
     "apply_overrides",
     "load_config",
