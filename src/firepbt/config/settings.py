@@ -125,6 +125,7 @@ class LogSettings:
     mlflow: MlflowSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The table as the config dict holds it (unset settings left out)."""
         out: dict[str, Any] = {"tensorboard": self.tensorboard}
         if self.wandb is not None:
             wb = {k: v for k, v in asdict(self.wandb).items() if v is not None}
