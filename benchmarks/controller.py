@@ -8,8 +8,8 @@ configuration runs in a fresh Python process (its peak RSS is the controller's, 
 
 * ``ctl s/ready``: controller CPU seconds per ready point: the process's CPU time minus
   the CPU time spent inside the executor (training) and in checkpoint writes, over ready
-  points. CPU time, not wall time, so that the figure means something on a loaded
-  machine (wall time is recorded in the JSON as ``wall_s``);
+  points, plus the CPU time of GP fits done in a process pool (``algorithm.gp_workers``).
+  CPU time, not wall time, so that the figure means something on a loaded machine;
 * ``ready ms med/p99``: CPU milliseconds of ``decider.on_ready`` per ready event (sync:
   one event per ready point);
 * ``GP fits/ready``: GP hyperparameter fits (marginal-likelihood optimisations) per
@@ -20,6 +20,8 @@ configuration runs in a fresh Python process (its peak RSS is the controller's, 
   the loop only pickles (and waits for the previous write, if still going) and
   ``ckpt write s/round`` is the background thread's wall seconds writing the files,
   fsyncs included, while the run goes on;
+* ``wall s/ready``: wall seconds of the whole run per ready point (training here costs
+  microseconds; on a shared machine this is the least reliable column);
 * ``RSS MB``: peak resident memory of the process; ``journal B/ws``: journal bytes per
   worker-step (steps trained, summed over workers).
 
@@ -207,7 +209,9 @@ def measure_one(
     if mode == "sync":
         points = len(ready_ms)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ctl = cpu - train["seconds"] - ckpt_cpu[0]
+    # GP fits done in a process pool (algorithm.gp_workers > 1) are controller work too
+    pool_cpu = float(stats.get("parallel_cpu", 0.0)) if stats is not None else 0.0
+    ctl = cpu - train["seconds"] - ckpt_cpu[0] + pool_cpu
     ready_sorted = sorted(ready_ms)
     return {
         "algo": algo,
@@ -223,6 +227,8 @@ def measure_one(
         "ready_points": points,
         "ready_events": len(ready_ms),
         "ctl_s_per_ready": ctl / max(points, 1),
+        "pool_cpu_s": pool_cpu,
+        "wall_s_per_ready": wall / max(points, 1),
         "ready_ms_median": statistics.median(ready_ms) if ready_ms else None,
         "ready_ms_p99": ready_sorted[int(0.99 * (len(ready_sorted) - 1))] if ready_ms else None,
         "fits_per_ready": counts["fits"] / max(points, 1),
@@ -247,10 +253,10 @@ def _fmt(v: Any, spec: str) -> str:
 def table(rows: list[dict]) -> str:
     head = (
         "| algo | mode | workers | ready pts | ctl s/ready | ready ms med | ready ms p99 | "
-        "GP fits/ready | GP cond/ready | bsd/ready | ckpt s/round | ckpt write s/round | RSS MB | journal B/ws | "
+        "GP fits/ready | GP cond/ready | bsd/ready | ckpt s/round | ckpt write s/round | wall s/ready | RSS MB | journal B/ws | "
         "virtual s | virtual compute |"
     )
-    lines = [head, "|" + "---|" * 3 + "---:|" * 13]
+    lines = [head, "|" + "---|" * 3 + "---:|" * 14]
     for r in rows:
         star = "*" if r["stopped_early"] else ""
         lines.append(
@@ -259,7 +265,8 @@ def table(rows: list[dict]) -> str:
             f"{_fmt(r['ready_ms_p99'], '.1f')} | {_fmt(r['fits_per_ready'], '.0f')} | "
             f"{_fmt(r['cond_per_ready'], '.0f')} | {_fmt(r['bsd_per_ready'], '.0f')} | "
             f"{_fmt(r['ckpt_s_per_round'], '.3f')} | "
-            f"{_fmt(r.get('ckpt_write_s_per_round'), '.3f')} | {_fmt(r['rss_mb'], '.0f')} | "
+            f"{_fmt(r.get('ckpt_write_s_per_round'), '.3f')} | "
+            f"{_fmt(r.get('wall_s_per_ready'), '.3f')} | {_fmt(r['rss_mb'], '.0f')} | "
             f"{_fmt(r['journal_bytes_per_worker_step'], '.1f')} | "
             f"{_fmt(r.get('virtual_seconds'), '.0f')} | {_fmt(r.get('virtual_compute'), '.0f')} |"
         )

@@ -23,7 +23,13 @@ import numpy as np
 
 from firepbt.algorithms.base import Assign, Command, CopyWeights, Free, SetHparams, Worker
 from firepbt.algorithms.pbt import PBT
-from firepbt.core.curves import Curve, best_score_diff, binom_test, pairwise_best_score_diff
+from firepbt.core.curves import (
+    Curve,
+    best_score_diff,
+    binom_test,
+    fit_in_parallel,
+    pairwise_best_score_diff,
+)
 from firepbt.core.space import SearchSpace
 
 
@@ -45,6 +51,7 @@ class FirePBT(PBT):
         mode: str = "sync",
         smooth: bool = True,
         gp_refit: float = 0.0,
+        gp_workers: int = 1,
     ) -> None:
         super().__init__(
             space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode
@@ -60,6 +67,9 @@ class FirePBT(PBT):
         self.smooth = smooth
         #: Curve.gp_refit of every curve compared (0: exact GP fits; see core/curves.py).
         self.gp_refit = gp_refit
+        #: processes for the GP fits of a sync ready point (1: in the controller; see
+        #: core/curves.fit_in_parallel: the same fits, bit for bit, so the same decisions)
+        self.gp_workers = gp_workers
         #: Diagnostics of the latest evaluator checks, drained and journalled by the loop.
         self.checks: list[dict[str, Any]] = []
         self._pair_cache: dict[int, _PairCache] = {}
@@ -149,6 +159,12 @@ class FirePBT(PBT):
 
     def on_ready(self, workers: Sequence[int]) -> list[Command]:
         cmds: list[Command] = []
+        if self.gp_workers > 1 and self.smooth and self.mode == "sync":
+            # the curves this round compares: every working evaluator's and its target's
+            busy = [w for w in self.workers if w.role == "evaluator" and w.parent is not None]
+            curves = [w.curve for w in busy]
+            curves += [self.workers[w.target].curve for w in busy if w.target is not None]
+            fit_in_parallel(curves, self.gp_workers)
         for i in sorted(workers):
             w = self.workers[i]
             if w.role == "evaluator" and w.parent is not None:

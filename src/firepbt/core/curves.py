@@ -33,11 +33,18 @@ N_DELTAS = 32
 GP_FIT_POINTS = 64
 """Longer curves fit the GP hyperparameters on this many evenly thinned points."""
 
-STATS = {"fits": 0, "conditioned": 0, "pairs": 0}
+STATS: dict[str, float] = {
+    "fits": 0,
+    "conditioned": 0,
+    "pairs": 0,
+    "parallel_fits": 0,
+    "parallel_cpu": 0.0,
+}
 """Diagnostic counters for the controller benchmark (``benchmarks/controller.py``):
 GP hyperparameter fits, posterior means computed with kept hyperparameters
-(``gp_refit > 0``) and curve pairs compared by best_score_diff. They count work only;
-nothing reads them to decide anything."""
+(``gp_refit > 0``), curve pairs compared by best_score_diff, and the fits done in the
+process pool of :func:`fit_in_parallel` with their CPU seconds there. They count work
+only; nothing reads them to decide anything."""
 
 _BLAS: Any = None
 
@@ -157,19 +164,30 @@ class Curve:
         """
         if self._smoothed is None:
             y = self.scores
-            if self._own_smoothing or self._n < 3 or self._n_bad or bool(np.all(y == y[0])):
+            if self._is_own_smoothing():
                 self._smoothed = y
             else:
                 k = self._kernel
                 if self.gp_refit > 0 and k is not None and self._n < k[0] * (1 + self.gp_refit):
                     STATS["conditioned"] += 1
                     self._smoothed = _gp_condition(self.steps, y, k[1:])
+                    self._smoothed.flags.writeable = False
                 else:
-                    STATS["fits"] += 1
-                    self._smoothed, kernel = _gp_fit(self.steps, y)
-                    self._kernel = None if kernel is None else (self._n, *kernel)
-                self._smoothed.flags.writeable = False
+                    self._set_fit(_gp_fit(self.steps, y))
+        assert self._smoothed is not None
         return self._smoothed
+
+    def _is_own_smoothing(self) -> bool:
+        y = self.scores
+        return self._own_smoothing or self._n < 3 or bool(self._n_bad) or bool(np.all(y == y[0]))
+
+    def _set_fit(self, fit: tuple[np.ndarray, tuple[float, float, float] | None]) -> None:
+        """Cache a result of :func:`_gp_fit` on this curve's current points."""
+        STATS["fits"] += 1
+        mean, kernel = fit
+        self._kernel = None if kernel is None else (self._n, *kernel)
+        mean.flags.writeable = False
+        self._smoothed = mean
 
     def floored(self, floor: float) -> Curve:
         """This curve with non-finite scores replaced by ``floor`` (SPEC "Bad scores").
@@ -195,6 +213,59 @@ class Curve:
         out._smoothed = self._smoothed
         out._kernel = self._kernel
         return out
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _fit_points(points: tuple[np.ndarray, np.ndarray]) -> Any:
+    import time
+
+    t = time.process_time()
+    fit = _gp_fit(*points)
+    return fit, time.process_time() - t
+
+
+def fit_in_parallel(curves: Sequence[Curve], workers: int) -> int:
+    """Compute, on ``workers`` processes, the GP smoothing of every curve in ``curves``
+    that :meth:`Curve.smoothed` would fit from scratch (``gp_refit == 0``, no cached
+    smoothing, at least 3 finite, not all equal scores), and cache it on the curve.
+
+    A fit is a pure function of the curve's points (:func:`_gp_fit`: deterministic
+    L-BFGS-B, one BLAS thread), so a fit done in another process of the same
+    interpreter and libraries is the same to the last bit, and every later decision is
+    the one :meth:`Curve.smoothed` would have made (``tests/test_curves.py``,
+    ``tests/test_same_decisions.py``). Curves with ``gp_refit > 0`` are left to
+    :meth:`Curve.smoothed`, in order (whether they fit or condition depends on when).
+    The pool (spawned processes) is made on first use and kept for the process's life.
+    Returns the number of fits done here.
+    """
+    if workers <= 1:
+        return 0
+    todo: list[Curve] = []
+    seen: set[int] = set()
+    for c in curves:
+        if id(c) in seen or c._smoothed is not None or c.gp_refit > 0:
+            continue
+        seen.add(id(c))
+        if not c._is_own_smoothing():
+            todo.append(c)
+    if len(todo) < 2:
+        return 0
+    pool = _POOLS.get(workers)
+    if pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded controller
+        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    chunk = max(1, len(todo) // (4 * workers))
+    points = [(c.steps, c.scores) for c in todo]
+    for c, (fit, cpu) in zip(todo, pool.map(_fit_points, points, chunksize=chunk), strict=True):
+        c._set_fit(fit)
+        STATS["parallel_fits"] += 1
+        STATS["parallel_cpu"] += cpu
+    return len(todo)
 
 
 def _gp_posterior_mean(steps: np.ndarray, y: np.ndarray) -> np.ndarray:
