@@ -27,8 +27,9 @@ from firepbt.core.curves import (
     Curve,
     best_score_diff,
     binom_test,
-    fit_in_parallel,
+    cancel_fits,
     pairwise_best_score_diff,
+    submit_fits,
 )
 from firepbt.core.space import SearchSpace
 
@@ -159,12 +160,22 @@ class FirePBT(PBT):
 
     def on_ready(self, workers: Sequence[int]) -> list[Command]:
         cmds: list[Command] = []
+        submitted: list[Curve] = []
         if self.gp_workers > 1 and self.smooth and self.mode == "sync":
-            # the curves this round compares: every working evaluator's and its target's
-            busy = [w for w in self.workers if w.role == "evaluator" and w.parent is not None]
-            curves = [w.curve for w in busy]
-            curves += [self.workers[w.target].curve for w in busy if w.target is not None]
-            fit_in_parallel(curves, self.gp_workers)
+            # the curves this round compares, in the order the checks need them: each
+            # working evaluator's and its target's (an evaluator freed by an earlier
+            # success in this round is never checked: free() cancels its fit)
+            curves: list[Curve] = []
+            for w in sorted(self.workers, key=lambda w: w.id):
+                if w.role == "evaluator" and w.parent is not None and w.target is not None:
+                    curves += [w.curve, self.workers[w.target].curve]
+            submitted = submit_fits(curves, self.gp_workers)
+        try:
+            return self._on_ready(workers, cmds)
+        finally:
+            cancel_fits(submitted)  # fits of curves no check needed after all
+
+    def _on_ready(self, workers: Sequence[int], cmds: list[Command]) -> list[Command]:
         for i in sorted(workers):
             w = self.workers[i]
             if w.role == "evaluator" and w.parent is not None:
@@ -227,6 +238,8 @@ class FirePBT(PBT):
 
     def free(self, evaluator: int, reason: str, cmds: list[Command]) -> None:
         e = self.workers[evaluator]
+        if self.gp_workers > 1:
+            cancel_fits([e.curve])  # its curve is compared no more (if not started: no cost)
         if e.parent is not None:
             self.workers[e.parent].evaluator = None
         e.parent = e.target = None
