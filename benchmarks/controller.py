@@ -292,6 +292,8 @@ def figure(path: Path = FIGURE, results: Path = RESULTS) -> Path:
     for label, rows in data.items():
         if "simulated" in label:  # the same controller; its rows are about virtual time
             continue
+        if "gp_workers" in label:  # two sizes only: in the RESULTS.md table
+            continue
         for algo in ("fire", "pbt"):
             for mode, ax, key in panels:
                 pts = sorted(
