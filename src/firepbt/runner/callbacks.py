@@ -16,7 +16,7 @@ When the run calls what:
    was written to the journal (journal before effect: a decision is seen before the
    executor acts on it). Its default sends each kind on to one hook: ``on_start``,
    ``on_result`` (every result), ``on_decision`` (every ``Hparams``, ``Copy``,
-   ``Assign``, ``Free``, ``Check``), ``on_checkpoint`` (each checkpoint written, not a
+   ``Assign``, ``Free``, ``Check``), ``on_checkpoint`` (each checkpoint taken, not a
    journalled event), ``on_end``; faults, resumes and unknown kinds only reach
    ``on_event``.
 3. :meth:`Callback.on_run_end` once, last: with the result (as in ``result.json``,
@@ -120,7 +120,8 @@ class Callback:
         evaluator assignments, frees and checks)."""
 
     def on_checkpoint(self, event: Checkpoint) -> None:
-        """A checkpoint was written (``firepbt resume`` can continue from here)."""
+        """A checkpoint was taken (``firepbt resume`` continues from here once its files
+        are written, which the store does in the background)."""
 
     def on_end(self, event: End) -> None:
         """The last journalled event of a finished run."""

@@ -251,8 +251,10 @@ class End(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Checkpoint(Event):
-    """Not journalled: checkpoint ``seq`` was written at the population's ready point
-    (``step``: the furthest network step), ``bytes`` newly written in ``seconds``."""
+    """Not journalled: checkpoint ``seq`` was taken at the population's ready point
+    (``step``: the furthest network step): its ``bytes`` (new bytes to write) were
+    pickled in ``seconds`` of the loop's time; the store writes and fsyncs the files in
+    the background, and ``firepbt resume`` uses the checkpoint once its manifest is."""
 
     kind: ClassVar[str] = "checkpoint"
     seq: int
