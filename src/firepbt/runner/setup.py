@@ -48,6 +48,10 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         truncation=a.truncation,
         mode=config.mode,
         smooth=a.smooth,
+        parent_resample=a.parent_resample,
+        reseed_after=a.reseed_after,
+        eval_patience=a.eval_patience,
+        protect_steps=a.protect_steps,
     )
 
 
