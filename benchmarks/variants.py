@@ -18,15 +18,18 @@ PAPER: dict[str, Any] = {
     "reseed_after": 0,
     "eval_patience": 1.0,
     "protect_steps": 0,
+    "greedy_sources": False,
 }
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
 VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "paper": lambda m: {},
     "resample": lambda m: {"parent_resample": 0.25},
+    "resample50": lambda m: {"parent_resample": 0.5},
     "reseed": lambda m: {"reseed_after": 3 * m},
     "patience": lambda m: {"eval_patience": 3.0},
     "protect": lambda m: {"protect_steps": m},
+    "greedy": lambda m: {"greedy_sources": True},
 }
 
 

@@ -181,3 +181,21 @@ def test_eval_patience_waits_while_the_gap_closes(
     got = check(d, e_scores, [target_start, target_start + 1, target_start + 2], trained)
     assert got["p"] is None
     assert got["outcome"] == outcome
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_greedy_sources_lets_p1_copy_parents_as_good_by_q(greedy):
+    picked = set()
+    for seed in range(12):
+        d = fire(seed=seed, greedy_sources=greedy)
+        # P_2 member 4 scores above P_1's top (member 1); 5-7 below it
+        report(d, 10, {0: 10.0, 1: 40.0, 2: 30.0, 3: 20.0, 4: 50.0, 5: 1.0, 6: 39.0, 7: 1.0})
+        h4 = dict(d.workers[4].hparams)
+        cmds = d.on_ready([0, 1, 2, 3])
+        (copy,) = [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"]
+        assert copy.dst == 0  # P_1's loser
+        picked.add(copy.src)
+        if copy.src == 4:  # P_2's member keeps its network and hyperparameters
+            assert d.workers[4].hparams == h4 and d.workers[4].latest == 50.0
+            assert d.workers[0].latest == 50.0
+    assert picked == ({1, 4} if greedy else {1})

@@ -55,6 +55,7 @@ class FirePBT(PBT):
         reseed_after: int = 0,
         eval_patience: float = 1.0,
         protect_steps: int = 0,
+        greedy_sources: bool = False,
     ) -> None:
         super().__init__(
             space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode
@@ -73,6 +74,7 @@ class FirePBT(PBT):
         self.reseed_after = reseed_after
         self.eval_patience = eval_patience
         self.protect_steps = protect_steps
+        self.greedy_sources = greedy_sources
         self._last_link = [0] * (
             len(subpopulations) + 1
         )  # per parent P_i: step of last success/reseed
@@ -234,6 +236,23 @@ class FirePBT(PBT):
             if self.rng.random() < self.parent_resample:
                 return self.space.sample(self.rng)
         return super().explored(dst, hparams)
+
+    def sources(self, subpop: int, top: list[int]) -> list[int]:
+        """``greedy_sources``: P_1's losers may also copy (weights and hyperparameters,
+        then explore) a member of any parent sub-population whose Q is at least that of
+        P_1's worst top member. Where greed is right the parents' networks are good by
+        Q too and P_1 ranks all the workers' networks, as PBT does; where it is not
+        (a parent trains at higher learning rates and scores worse now) nothing changes.
+        """
+        if subpop != 1 or not self.greedy_sources or not top:
+            return top
+        bar = min(self._q(self.workers[i]) for i in top)
+        extra = [
+            w.id
+            for w in self.members()
+            if w.subpop >= 2 and math.isfinite(self._q(w)) and self._q(w) >= bar
+        ]
+        return [*top, *extra]
 
     def protected(self, member: Worker) -> bool:
         """``protect_steps``: a member that received an evaluator's weights does not lose

@@ -86,8 +86,9 @@ class PBT(Decider):
             losers = sorted(
                 {w.id for w in here if w.diverged or (w.id in bottom and not self.protected(w))}
             )
+            sources = self.sources(subpop, top)
             for loser in losers:
-                pool = [i for i in top if i != loser and not self.workers[i].diverged]
+                pool = [i for i in sources if i != loser and not self.workers[i].diverged]
                 if not pool:  # a diverged member outside the ranking: any healthy peer
                     pool = [
                         w.id
@@ -107,6 +108,10 @@ class PBT(Decider):
         d.since_eval = 0
         cmds.append(SetHparams(dst, d.hparams, "explore"))
         self.lost(dst, cmds)
+
+    def sources(self, subpop: int, top: list[int]) -> list[int]:
+        """Whom the losers of ``subpop`` copy from (a hook for FIRE PBT; PBT: its top)."""
+        return top
 
     def explored(self, dst: Worker, hparams: Hparams) -> Hparams:
         """The explore step for ``dst`` from the copied ``hparams`` (a hook for FIRE PBT)."""

@@ -212,6 +212,7 @@ def _departures(f: Fields) -> dict[str, Any]:
         "reseed_after": int(reseed),
         "eval_patience": float(patience),
         "protect_steps": int(protect),
+        "greedy_sources": f.get("greedy_sources", bool, False),
     }
 
 

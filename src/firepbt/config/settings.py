@@ -54,6 +54,7 @@ class FireSettings:
     reseed_after: int = 0  # steps without a success before a parent P_i reseeds from P_{i-1}
     eval_patience: float = 1.0  # no overlap: wait up to this x max_eval_steps while closing
     protect_steps: int = 0  # a member that got an evaluator's weights is safe this long
+    greedy_sources: bool = False  # P_1's losers may copy parents' members as good by Q
 
     @property
     def workers(self) -> int:

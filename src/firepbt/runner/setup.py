@@ -52,6 +52,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         reseed_after=a.reseed_after,
         eval_patience=a.eval_patience,
         protect_steps=a.protect_steps,
+        greedy_sources=a.greedy_sources,
     )
 
 
