@@ -201,8 +201,8 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
     for b in benches:
         r = report[b.name]
         lines += [f"## {b.title}", "",
-                  f"Q = {b.score}; test = {b.test}. Mean ± std (ddof 1) over seeds "
-                  f"{', '.join(map(str, b.seeds))}.", "",
+                  f"Q = {b.score}; test = {b.test}. Mean ± std (ddof 1) over the seeds "
+                  f"each method ran (n in each row; seeds asked for: {_seeds(b.seeds)}).", "",
                   "| method | workers | best Q | test at best Q | replay Q | replay test "
                   "| exploits | evaluator successes / assignments |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -354,6 +354,14 @@ def _evaluator_lines(name: str, fire: dict[str, Any]) -> list[str]:
                 f"median diff {_g(x['success_diff_median'])}; successes at steps {span}"
             )
     return lines
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    """``0-9`` for a contiguous range, else ``0, 3, 5``."""
+    s = sorted(seeds)
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}-{s[-1]}"
+    return ", ".join(map(str, s))
 
 
 def _kv(d: dict[str, int]) -> str:

@@ -10,6 +10,27 @@ Order at a ready point (sync mode: all workers at once; async: one worker): eval
 checks first, then exploit-and-explore inside every sub-population, then free evaluators
 are assigned. Checking evaluators first lets a target that just received an evaluator's
 weights be ranked on the copied point (SPEC "Weight copies").
+
+Departures from the paper (issue 11). Each is a named setting of ``[algorithm]``, off
+(the paper's behaviour, same decisions, same random stream) unless set, and each is one
+small method below, so that the paper's algorithm stays readable on its own:
+
+- ``parent_resample`` (:meth:`FirePBT.explored`): a parent member's explore redraws its
+  hyperparameters from the prior with this probability. A parent sub-population that
+  started in a poor region (NQM seed 1: 7 of 8 learning rates below 0.09) otherwise
+  climbs out only by factors of 2 per exploit.
+- ``reseed_after`` (:meth:`FirePBT.reseed_stalled`): a parent sub-population that has
+  moved no weights into its child for this many steps copies the child's best networks
+  into its bottom quarter (keeping its own hyperparameters).
+- ``eval_patience`` (:meth:`FirePBT.closing`): without overlap, an evaluator is kept
+  past ``max_eval_steps`` (up to ``eval_patience`` times it) while its curve closes the
+  gap to the target's start fast enough.
+- ``protect_steps`` (:meth:`FirePBT.protected`): a member that received an evaluator's
+  weights cannot lose an evolution event for this many steps.
+- ``greedy_sources`` (:meth:`FirePBT.sources`): P_1's losers may also copy parent
+  members whose Q is as good as P_1's top quarter.
+
+Which of them help, on which benchmark, is measured in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
