@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report-only", action="store_true",
                    help="write the report from the finished runs in --out; run nothing")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("--no-report", action="store_true",
+                   help="run only; write the report later with --report-only")  # fmt: skip
     p.add_argument("--seeds", default=None, help="seed sweep: e.g. 0-9 or 0,1,5")
     p.add_argument("--methods", nargs="+", metavar="M", help="run only these methods")
     p.add_argument("--variants", nargs="+", metavar="V", default=[],
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     t0 = time.perf_counter()
     wall = 0.0 if args.report_only else run_all(benches, out, args.procs)
+    if args.no_report:
+        print(f"ran {out} in {wall:.1f}s (no report)", flush=True)
+        return 0
     write_report(benches, out, command.strip(), wall)
     print(f"wrote {out}/report.md in {time.perf_counter() - t0:.1f}s", flush=True)
     return 0

@@ -196,8 +196,24 @@ def fmt_ms(agg: dict[str, Any]) -> str:
     return f"{agg['mean']:.4f} ± {agg['std']:.4f}"
 
 
+def headline(benches: Sequence[Benchmark], report: dict[str, Any]) -> list[str]:
+    """One table of every benchmark's seed sweep (the README's headline is copied from it)."""
+    rows = []
+    for b in benches:
+        for m, x in (report[b.name].get("sweep") or {}).items():
+            rows.append(
+                f"| {b.title} | {label(m)} | {x['n']} | {x['mean']:.4f} | {x['median']:.4f} "
+                f"| {x['worst']:.4f} | {_frac(x, 'beats_pbt')} | {_frac(x, 'beats_random')} |"
+            )
+    if not rows:
+        return []
+    return ["## Seed sweeps: replay test score", "",
+            "| benchmark | method | seeds | mean | median | worst seed | beats PBT | beats random search |",
+            "|---|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+
+
 def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[str]) -> str:
-    lines = [*head, ""]
+    lines = [*head, "", *headline(benches, report)]
     for b in benches:
         r = report[b.name]
         lines += [f"## {b.title}", "",
@@ -401,8 +417,13 @@ def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> 
         p = render_schedules(scheds, out / f"{b.name}-fig1-schedules.png", name=b.hparam,
                              references=refs, title=f"{b.title}: best schedules")  # fmt: skip
         figs.append(p.name)
+        fires = [m for m in b.methods if m.startswith("fire")][:2]  # Figure 4a: PBT, 2 FIREs
         for m in b.methods:
-            if m == "random" or b.seeds[0] not in done[m]:
+            if (
+                m == "random"
+                or b.seeds[0] not in done[m]
+                or (m.startswith("fire") and m not in fires)
+            ):
                 continue
             run = out / b.name / f"{m}-seed{b.seeds[0]}"
             p = render_hparam_bands(hparam_bands(run), out / f"{b.name}-fig4a-{m}-seed{b.seeds[0]}.png",
