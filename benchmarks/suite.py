@@ -224,8 +224,7 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for method, m in r["methods"].items():
             runs = list(m["runs"].values())
-            if not runs:
-                lines.append(f"| {label(method)} | not run | | | | | | |")
+            if not runs:  # a variant asked for on several benchmarks, run on others only
                 continue
             cfg = b.methods[method]["algorithm"]
             workers = cfg.get("population") or (
@@ -246,6 +245,8 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
                          f"| | | |")  # fmt: skip
         lines += ["", "Per seed (best Q / test at best / replay Q / replay test):", ""]
         for method, m in r["methods"].items():
+            if not m["runs"]:
+                continue
             per = "; ".join(
                 f"seed {s}: {_f(x['best'])} / {_f(x['test'])} / {_f(x['replay'])} / "
                 f"{_f(x['replay_test'])}"
