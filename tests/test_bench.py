@@ -140,3 +140,21 @@ def test_quick_seed_sweep_reports_the_distribution_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert journal.stat().st_mtime_ns == before
     assert (gone / "result.json").exists()
+
+
+def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path):
+    out = tmp_path / "rl"
+    proc = bench(["--quick", "--only", "rl-cartpole22", "--methods", "pbt", "fire",
+                  "--out", str(out)])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = json.loads((out / "rl-cartpole22" / "fire-seed0" / "result.json").read_text())
+    algo = cfg["config"]["algorithm"]
+    assert algo["min_steps_before_eval"] == [5] and algo["subpopulations"] == 2
+    report = json.loads((out / "report.json").read_text())["benchmarks"]["rl-cartpole22"]
+    for method in ("pbt", "fire"):
+        reps = json.loads((out / "rl-cartpole22" / f"{method}-seed0" / "replays.json").read_text())
+        assert len(reps["tests"]) == len(reps["seeds"]) == 6 and reps["episodes"] == 32
+        assert reps["mean"] == pytest.approx(statistics.fmean(reps["tests"]))
+        assert report["methods"][method]["runs"]["0"]["replays"] == reps
+    assert (out / "rl-cartpole22-fig5-return.png").stat().st_size > 1000
+    assert "Replays of each run's best schedule on 6 fresh seeds" in (out / "report.md").read_text()
