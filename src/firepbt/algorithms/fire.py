@@ -11,9 +11,12 @@ checks first, then exploit-and-explore inside every sub-population, then free ev
 are assigned. Checking evaluators first lets a target that just received an evaluator's
 weights be ranked on the copied point (SPEC "Weight copies").
 
-Departures from the paper (issue 11). Each is a named setting of ``[algorithm]``, off
-(the paper's behaviour, same decisions, same random stream) unless set, and each is one
-small method below, so that the paper's algorithm stays readable on its own:
+Departures from the paper (issue 11). Each is a named setting of ``[algorithm]`` and one
+small method below, so that the paper's algorithm stays readable on its own. This class
+defaults to the paper (every departure off: same decisions, same random stream); the
+config (:class:`firepbt.config.FireSettings`) turns ``parent_resample = 0.25`` on by
+default, the one departure that helped or was neutral on every benchmark
+(``benchmarks/RESULTS.md``):
 
 - ``parent_resample`` (:meth:`FirePBT.explored`): a parent member's explore redraws its
   hyperparameters from the prior with this probability. A parent sub-population that

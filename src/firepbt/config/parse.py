@@ -195,7 +195,7 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
 
 def _departures(f: Fields) -> dict[str, Any]:
     """FIRE PBT's settings beyond the paper (issue 11), validated."""
-    resample = f.get("parent_resample", float, 0.0)
+    resample = f.get("parent_resample", float, FireSettings.parent_resample)
     if not 0 <= resample <= 1:
         raise ConfigError(f"algorithm.parent_resample: must be in [0, 1], got {resample}")
     reseed = f.get("reseed_after", int, 0)
