@@ -6,6 +6,8 @@ log-uniform in [1e-3, 1]; Q = decades of loss reduction with noise 0.02 (maximis
 test = the exact value; eval every 10 steps, ready every 100, 22 workers (FIRE PBT 2 x 8
 + 6, max_eval_steps 300). Here PBT's greed is right, and FIRE PBT, which gives the
 greedy sub-population only 8 of the 22 workers, can only lose; the question is how much.
+``pbt8`` and ``pbt16`` (PBT with 8 and 16 members, fewer workers: not equal compute) show
+how much of the loss is P_1's size.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ def benchmarks(quick: bool) -> list[Benchmark]:
                 "random": cfg(algorithm("random", n)),
                 "pbt": cfg(algorithm("pbt", n)),
                 "fire": cfg(algorithm("fire", n, **fire)),
+                # PBT as small as FIRE PBT's P_1 (8) and as both its sub-populations (16)
+                "pbt8": cfg(algorithm("pbt", sub)),
+                "pbt16": cfg(algorithm("pbt", 2 * sub)),
             },
             seeds=seeds,
             score="decades of loss reduction (noise 0.02)",

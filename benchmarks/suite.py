@@ -22,7 +22,8 @@ import numpy as np
 
 from benchmarks.common import Benchmark
 
-METHOD_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT"}
+METHOD_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT",
+                "pbt8": "PBT, 8 members", "pbt16": "PBT, 16 members"}  # fmt: skip
 
 
 def label(method: str) -> str:
