@@ -94,7 +94,7 @@ def bench(args, tmp_path=None):
         (["--only", "nqm-nope"], "unknown benchmark(s) nqm-nope"),
         (["--seeds", "0-x"], "--seeds: expected e.g. 0-9"),
         (["--seeds", "5-2"], "--seeds: empty range '5-2'"),
-        (["--variants", "greedy"], "unknown variant(s) greedy"),
+        (["--variants", "turbo"], "unknown variant(s) turbo"),
         (["--only", "nqm-noise", "--methods", "fire@reseed"], "unknown method(s) fire@reseed"),
     ],
 )

@@ -7,6 +7,7 @@ Checks run before anything trains; each error names its field and is raised as
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from firepbt.algorithms.fire import max_significant_points
@@ -20,6 +21,7 @@ from firepbt.config.settings import (
     PBTSettings,
     RandomSettings,
     RaySettings,
+    SimulatedSettings,
 )
 from firepbt.core.errors import ConfigError
 from firepbt.core.space import SearchSpace
@@ -40,7 +42,12 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     slots = f.positive_int("slots") if "slots" in f.table else None
     devices = _devices(f)
     max_retries = f.positive_int("max_retries", 3, minimum=0)
-    ray = _ray(f.get("ray", dict, {}))
+    ray = _ray(f.get("ray", dict, {}), search_path)
+    simulated = _simulated(f.get("simulated", dict, {}))
+    if "simulated" in f.table and executor != "simulated":
+        raise ConfigError(
+            f"simulated: this table sets up the simulated executor, but executor is {executor!r}"
+        )
     if devices and executor != "processes":
         raise ConfigError(
             f"devices: only the processes executor pins slots to devices (executor is "
@@ -95,6 +102,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
         devices=devices,
         max_retries=max_retries,
         ray=ray,
+        simulated=simulated,
         tensorboard=tensorboard,
         checkpoints=checkpoints,
         keep_best_checkpoints=keep_best_checkpoints,
@@ -120,19 +128,72 @@ def _devices(f: Fields) -> tuple[str, ...]:
     return names
 
 
-def _ray(table: Any) -> RaySettings:
+def _simulated(table: Any) -> SimulatedSettings:
+    f = Fields(table, "simulated")
+    d = SimulatedSettings()
+    out = SimulatedSettings(
+        step_seconds=f.get("step_seconds", float, d.step_seconds),
+        speed_sigma=f.get("speed_sigma", float, d.speed_sigma),
+        stragglers=f.get("stragglers", float, d.stragglers),
+        straggler_slowdown=f.get("straggler_slowdown", float, d.straggler_slowdown),
+        failure_rate=f.get("failure_rate", float, d.failure_rate),
+    )
+    f.done()
+    if not out.step_seconds > 0:
+        raise ConfigError(
+            f"simulated.step_seconds: virtual seconds per step must be > 0, got {out.step_seconds}"
+        )
+    if out.speed_sigma < 0:
+        raise ConfigError(f"simulated.speed_sigma: must be >= 0, got {out.speed_sigma}")
+    if not 0 <= out.stragglers <= 1:
+        raise ConfigError(
+            f"simulated.stragglers: a fraction of the workers, in [0, 1]; got {out.stragglers}"
+        )
+    if out.straggler_slowdown < 1:
+        raise ConfigError(
+            "simulated.straggler_slowdown: how many times slower a straggler is, >= 1; "
+            f"got {out.straggler_slowdown}"
+        )
+    if not 0 <= out.failure_rate < 1:
+        raise ConfigError(
+            "simulated.failure_rate: a probability per attempt in [0, 1) (1 would fail every "
+            f"task); got {out.failure_rate}"
+        )
+    return out
+
+
+def _ray(table: Any, search_path: str | None) -> RaySettings:
     f = Fields(table, "ray")
     address = f.get("address", str, None)
     cpus = f.get("cpus", float, 1.0)
     gpus = f.get("gpus", float, 0.0)
+    working_dir = f.get("working_dir", str, None)
+    runtime_env = f.get("runtime_env", dict, None)
+    node_wait = f.get("node_wait", float, 120.0)
     f.done()
+    if working_dir is not None:
+        path = Path(search_path or ".") / working_dir
+        if not path.is_dir():
+            raise ConfigError(f"ray.working_dir: {working_dir!r} is not a directory ({path})")
+        working_dir = str(path.resolve())
+    if runtime_env is not None and "working_dir" in runtime_env and working_dir is not None:
+        raise ConfigError("ray.runtime_env: working_dir is given twice (also ray.working_dir)")
+    if node_wait <= 0:
+        raise ConfigError(f"ray.node_wait: must be > 0 seconds, got {node_wait}")
     if cpus < 0:
         raise ConfigError(f"ray.cpus: must be >= 0, got {cpus}")
     if gpus < 0:
         raise ConfigError(f"ray.gpus: must be >= 0, got {gpus}")
     if address is not None and not address.strip():
         raise ConfigError("ray.address: must not be empty (leave it out for a local Ray)")
-    return RaySettings(address=address, cpus=float(cpus), gpus=float(gpus))
+    return RaySettings(
+        address=address,
+        cpus=float(cpus),
+        gpus=float(gpus),
+        working_dir=working_dir,
+        runtime_env=runtime_env,
+        node_wait=float(node_wait),
+    )
 
 
 def _truncation(f: Fields) -> float:
@@ -168,6 +229,15 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             )
         default_evaluators = max(1, (3 * (n - 1) * size) // 4)
         evaluators = f.positive_int("evaluators", default_evaluators)
+        if evaluators > (n - 1) * size:
+            raise ConfigError(
+                f"algorithm.evaluators: {evaluators} evaluators but the parent sub-populations "
+                f"P_2..P_{n} hold {(n - 1) * size} members, and each member has at most one "
+                "evaluator at a time: the others could never work (SPEC 'FIRE PBT')"
+            )
+        gp_refit = f.get("gp_refit", float, 0.0)
+        if gp_refit < 0:
+            raise ConfigError(f"algorithm.gp_refit: must be >= 0 (0: exact), got {gp_refit}")
         p_stat = f.get("p_stat", float, 0.01)
         if not 0 < p_stat < 1:
             raise ConfigError(f"algorithm.p_stat: must be in (0, 1), got {p_stat}")
@@ -187,6 +257,7 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             min_steps_before_eval=tuple(mins_list),
             truncation=_truncation(f),
             smooth=f.get("smooth", bool, True),
+            gp_refit=float(gp_refit),
             **_departures(f),
         )
     f.done()

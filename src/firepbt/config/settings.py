@@ -56,6 +56,10 @@ class FireSettings:
     eval_patience: float = 1.0  # no overlap: wait up to this x max_eval_steps while closing
     protect_steps: int = 0  # a member that got an evaluator's weights is safe this long
     greedy_sources: bool = False  # P_1's losers may copy parents' members as good by Q
+    # GP hyperparameters are refitted once a curve has grown by this fraction since its
+    # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
+    # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)
+    gp_refit: float = 0.0
 
     @property
     def workers(self) -> int:
@@ -63,7 +67,18 @@ class FireSettings:
 
 
 AlgorithmSettings = RandomSettings | PBTSettings | FireSettings
-EXECUTORS = ("inprocess", "processes", "ray")
+EXECUTORS = ("inprocess", "processes", "ray", "simulated")
+
+
+@dataclass(frozen=True)
+class SimulatedSettings:
+    """The ``[simulated]`` table: the virtual cluster of the simulated executor."""
+
+    step_seconds: float = 1.0  # virtual seconds per training step of a worker of speed 1
+    speed_sigma: float = 0.25  # sigma of the log-normal worker speeds (median 1)
+    stragglers: float = 0.05  # fraction of the workers that are straggler_slowdown x slower
+    straggler_slowdown: float = 3.0
+    failure_rate: float = 0.0  # probability that one attempt of a task fails part-way
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,20 @@ class RaySettings:
 
     address: str | None = None  # None: start a local Ray on loopback with the machine's CPUs
     cpus: float = 1.0  # per worker actor
-    gpus: float = 0.0  # per worker actor
+    gpus: float = 0.0  # per worker actor; fractions share a GPU (0.5: two actors per GPU)
+    # code shipped to the nodes (a Ray runtime_env for the whole run): a directory (given
+    # relative to the config file, stored absolute) and/or a runtime_env table (py_modules,
+    # pip, env_vars, ...) passed to Ray as it is
+    working_dir: str | None = None
+    runtime_env: dict[str, Any] | None = None
+    node_wait: float = 120.0  # seconds to wait for room on the cluster once every actor is lost
+
+    def env(self) -> dict[str, Any] | None:
+        """The runtime_env the run's Ray job is started with (None: none)."""
+        env = dict(self.runtime_env or {})
+        if self.working_dir is not None:
+            env["working_dir"] = self.working_dir
+        return env or None
 
 
 @dataclass(frozen=True)
@@ -95,6 +123,7 @@ class Config:
     devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
     max_retries: int = 3  # re-runs of a task whose worker process or actor died
     ray: RaySettings = field(default_factory=RaySettings)
+    simulated: SimulatedSettings = field(default_factory=SimulatedSettings)
     tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.report.tensorboard)
     checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
     keep_best_checkpoints: bool = False  # keep the best network's weights after the run
@@ -128,6 +157,7 @@ class Config:
             "devices": list(self.devices),
             "max_retries": self.max_retries,
             "ray": {k: v for k, v in asdict(self.ray).items() if v is not None},
+            **({"simulated": asdict(self.simulated)} if self.executor == "simulated" else {}),
             "tensorboard": self.tensorboard,
             "checkpoints": self.checkpoints,
             "keep_best_checkpoints": self.keep_best_checkpoints,

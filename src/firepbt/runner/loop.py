@@ -19,11 +19,11 @@ from typing import IO, Any
 
 from firepbt._version import __version__
 from firepbt.config import Config
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, ExecutorError
 from firepbt.core.trainable import TrainableSpec
 from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task
-from firepbt.runner.best import RESULT_FILE, build_result, describe
+from firepbt.runner.best import RESULT_FILE, build_result, describe, replay_best
 from firepbt.runner.checkpoint import (
     CheckpointStore,
     Loaded,
@@ -74,6 +74,9 @@ class Run:
         self.hparams: list[dict[str, Any]] = [{} for _ in range(n)]
         self.token = [0] * n
         self.busy = [False] * n
+        # workers that became idle since the async driver last submitted (not checkpointed:
+        # the driver starts from every worker)
+        self.woken: set[int] = set()
         self.since_ready = [0] * n
         self.evaluating: set[int] = set()
         self.lineage = Lineage(n)
@@ -86,8 +89,10 @@ class Run:
         self.last_log = 0  # async: the slowest member's step at the last ready point
         self.ready_points = 0  # ready points of the population so far = checkpoint number
         self.checkpointed = 0
-        self.pending: list[Task] = []  # submitted, not yet handled, in submission order
+        # submitted, not yet handled, in submission order (by worker: O(1) to drop one)
+        self.pending: dict[int, Task] = {}
         self.best_state: Any = None  # the best network's weights (keep_best_checkpoints)
+        self.replayed: dict[str, float | None] | None = None  # the best schedule, replayed
         self.store: CheckpointStore | None = None
         if config.checkpoints:
             self.store = CheckpointStore(self.out, keep_best=config.keep_best_checkpoints)
@@ -175,13 +180,18 @@ class Run:
             else:
                 for w, state in enumerate(loaded.states):
                     self.executor.set_state(w, state)
-                for task in self.pending:
+                for task in self.pending.values():
                     self.executor.submit(task)
             if self.config.mode == "sync":
                 drive_sync(self)
             else:
                 drive_async(self)
             self.emit({"ev": "end", "step": max(self.step)})
+            self.replayed = replay_best(self)
+        except ExecutorError as exc:  # every worker lost: journal what was lost, then stop
+            for fault in exc.faults:
+                self.emit({"ev": "fault", **fault})
+            raise
         finally:
             self.executor.close()
             self.journal.close()
