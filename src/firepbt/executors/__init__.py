@@ -23,9 +23,15 @@ __all__ = [
 
 
 def make_executor(config: Config) -> Executor:
-    """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``)."""
+    """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``,
+    ``max_retries``, ``task_timeout``)."""
     if config.executor == "processes":
-        return ProcessExecutor(config.slots, devices=config.devices, max_retries=config.max_retries)
+        return ProcessExecutor(
+            config.slots,
+            devices=config.devices,
+            max_retries=config.max_retries,
+            task_timeout=config.task_timeout,
+        )
     if config.executor == "ray":
         try:
             from firepbt.executors.ray import RayExecutor  # ray is an optional dependency
@@ -40,5 +46,6 @@ def make_executor(config: Config) -> Executor:
             cpus=config.ray.cpus,
             gpus=config.ray.gpus,
             max_retries=config.max_retries,
+            task_timeout=config.task_timeout,
         )
-    return InProcessExecutor()
+    return InProcessExecutor(task_timeout=config.task_timeout)

@@ -47,6 +47,7 @@ class _Slot:
 
     def build(self, seed: int, key: int) -> tuple[bool, Any]:
         self.net = self.cls(seed=seed, **dict(self.spec.args))
+        self.spec.check(self.net)
         self.held = key
         return True, self.net.state_dict()
 
@@ -106,8 +107,11 @@ class RayExecutor(SlotPool):
         cpus: float = 1.0,
         gpus: float = 0.0,
         max_retries: int = 3,
+        task_timeout: float | None = None,
     ) -> None:
-        super().__init__(slots or os.cpu_count() or 1, max_retries=max_retries)
+        super().__init__(
+            slots or os.cpu_count() or 1, max_retries=max_retries, task_timeout=task_timeout
+        )
         self.address = address
         self.cpus, self.gpus = cpus, gpus
         self.actors: dict[int, Any] = {}
@@ -196,6 +200,8 @@ class RayExecutor(SlotPool):
         try:
             ray.get(oks)
         except RayError as exc:
+            if isinstance(exc, RayTaskError) and isinstance(exc.cause, ConfigError):
+                raise ConfigError(str(exc.cause)) from None
             raise ConfigError(
                 f"trainable: building a network in Ray failed: {_cause(exc)}"
             ) from None
@@ -211,9 +217,11 @@ class RayExecutor(SlotPool):
         )
         self.pending[res] = (slot, Ref(key, state), job)
 
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
+    def poll(
+        self, block: bool, timeout: float | None = None
+    ) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
         waiting = list(self.pending)
-        ready, rest = ray.wait(waiting, num_returns=1, timeout=None if block else 0)
+        ready, rest = ray.wait(waiting, num_returns=1, timeout=timeout if block else 0)
         if rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
@@ -231,6 +239,11 @@ class RayExecutor(SlotPool):
                 continue
             out.append((slot, (result, ref if ok else None, job)))
         return out
+
+    def kill(self, slot: int) -> None:
+        actor = self.actors.get(slot)
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
 
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
         try:
