@@ -341,9 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"firepbt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except UserCodeError as exc:
+        # the notices printed each distinct error's traceback when it first happened
         print(f"firepbt: error: {exc}", file=sys.stderr)
         if exc.traceback:
-            print(exc.traceback.rstrip(), file=sys.stderr)
+            print(
+                "firepbt: its traceback is printed above, where it first happened", file=sys.stderr
+            )
         return EXIT_USER_CODE
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from firepbt.core.errors import ConfigError, did_you_mean
+from firepbt.core.errors import ConfigError, describe_exception, did_you_mean
 
 Hparams = dict[str, Any]
 # The bundled trainables moved from firepbt.benchmarks to firepbt.tasks (issue 8); configs
@@ -59,9 +59,9 @@ def load_trainable(path: str, *, search_path: str | None = None) -> type:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise ConfigError(
-            f"trainable: cannot import module {module_name!r} ({type(exc).__name__}: {exc})"
-        ) from None
+        line, _, where = describe_exception(exc, skip=0)
+        at = f" at {where}" if where and not isinstance(exc, ModuleNotFoundError) else ""
+        raise ConfigError(f"trainable: cannot import module {module_name!r} ({line}{at})") from None
     cls = getattr(module, attr, None)
     if cls is None:
         classes = [k for k, v in vars(module).items() if isinstance(v, type)]

@@ -9,15 +9,13 @@ the same sequence of calls (the conformance suite in the tests checks it).
 from __future__ import annotations
 
 import math
-import os
-import sysconfig
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from firepbt.core.errors import describe_exception
 from firepbt.core.trainable import Hparams, TrainableSpec
 
 
@@ -49,40 +47,21 @@ class TaskResult:
     where: str | None = None
 
 
-_LIBRARY_DIRS = tuple(
-    {
-        os.path.normpath(p)
-        for p in (
-            sysconfig.get_paths()["stdlib"],
-            sysconfig.get_paths()["purelib"],
-            sysconfig.get_paths()["platlib"],
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # firepbt itself
+class BadScore(TypeError):
+    """``evaluate`` returned something that is not a number (a forgotten ``return``?)."""
+
+    def __init__(self, trainable: Any, value: Any) -> None:
+        name = type(trainable).__name__
+        super().__init__(
+            f"{name}.evaluate() returned {value!r}, not a number (does it forget to return "
+            "the score?)"
         )
-    }
-)
-
-
-def user_frame(tb: traceback.StackSummary) -> traceback.FrameSummary | None:
-    """The innermost frame in the user's code (not the standard library, an installed
-    package or firepbt), else the innermost frame."""
-    for frame in reversed(tb):
-        path = os.path.normpath(os.path.abspath(frame.filename))
-        if not path.startswith(_LIBRARY_DIRS) and not frame.filename.startswith("<"):
-            return frame
-    return tb[-1] if len(tb) else None
-
-
-def describe_exception(exc: BaseException, skip: int = 1) -> tuple[str, str, str | None]:
-    """(one line, the traceback without firepbt's first ``skip`` frames, "file:line")."""
-    tb = exc.__traceback__
-    for _ in range(skip):
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-    line = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    frame = user_frame(traceback.extract_tb(tb))
-    where = f"{frame.filename}:{frame.lineno}" if frame is not None else None
-    return line.splitlines()[-1] if line else type(exc).__name__, text, where
+        self.where: str | None = None
+        try:
+            code = type(trainable).evaluate.__code__
+            self.where = f"{code.co_filename}:{code.co_firstlineno}"
+        except AttributeError:
+            pass
 
 
 NONFINITE = "non-finite score"  # how a TaskResult's error says the network diverged
@@ -99,10 +78,21 @@ def run_task(trainable: Any, task: Task) -> TaskResult:
     error = tb = where = None
     try:
         trainable.train(task.steps, dict(task.hparams))
-        score = float(trainable.evaluate())
+        value = trainable.evaluate()
+        try:
+            score = float(value)
+        except (TypeError, ValueError):
+            raise BadScore(trainable, value) from None
         if not math.isfinite(score):
             error = f"{NONFINITE} {score}"
             score = math.nan
+    except BadScore as exc:
+        error, where = f"TypeError: {exc}", exc.where
+        tb = f"TypeError: {exc}\n"
+        if exc.where:
+            path, _, line = exc.where.rpartition(":")
+            tb = f'  File "{path}", line {line}, in evaluate\n' + tb
+        score = math.nan
     except Exception as exc:  # the user's code failed
         error, tb, where = describe_exception(exc)
         score = math.nan

@@ -70,10 +70,10 @@ class PopulationView:
                 if e["fresh"]:
                     e["fresh"], e["from"] = False, ev["start"]
                 e["trained"] = ev["step"] - e["from"]
-            if score is None:
-                self.counts["diverged"] += 1
             if "error_id" in ev:
                 self.counts["errors"] += 1
+            if score is None:
+                self.counts["diverged"] += 1
             elif self.best is None or self.sign * score > self.sign * self.best[0]:
                 self.best = (float(score), w, ev["step"])
         elif kind == "hparams":

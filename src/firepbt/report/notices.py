@@ -37,9 +37,8 @@ def fault_text(ev: Event) -> str:
         limit = _fmt(ev.get("timeout_s"))
         if action.startswith("overran"):
             return (
-                f"worker {worker}'s task took {_fmt(ev.get('seconds'))} s, over task_timeout = "
-                f"{limit} s; the in-process executor could not stop it (executor = "
-                '"processes" kills and retries such tasks)'
+                f"worker {worker}'s task finished after {_fmt(ev.get('seconds'))} s "
+                f"(over task_timeout = {limit} s)"
             )
         what = f"worker {worker}'s task ran over task_timeout = {limit} s; killed its worker{where}"
     elif worker is None:
@@ -61,9 +60,8 @@ def error_text(ev: Event) -> str:
     where = f" at {ev['where']}" if ev.get("where") else ""
     head = (
         f"the trainable's code raised {ev.get('error')}{where} "
-        f"(worker {ev.get('worker')}, step {ev.get('step')}); "
-        "that network counts as failed and the run goes on. Shown once; "
-        "`firepbt show DIR` counts each distinct error."
+        f"(worker {ev.get('worker')}, step {ev.get('step')}): that network counts as "
+        "failed. Each distinct error is shown once; `firepbt show DIR` counts them."
     )
     tb = str(ev.get("traceback") or "").rstrip()
     return head + ("\n" + tb if tb else "")

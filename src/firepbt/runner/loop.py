@@ -78,7 +78,13 @@ class Run:
         self.config_dict = config.to_dict()  # journalled, checkpointed and in result.json
         self.observers = list(observers or [])
         self.out = Path(out_dir)
-        self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
+        self.spec = TrainableSpec(
+            config.trainable,
+            config.args,
+            config.search_path,
+            trainable_cls,
+            hparams=tuple(config.space.names),  # checked against accepted_hparams at start
+        )
         self.spec.resolve()  # an unimportable trainable fails here, before anything is written
         self.executor = executor or make_executor(config)
         self.log = log or (lambda msg: None)
