@@ -104,6 +104,10 @@ def test_cli_exit_1_with_the_traceback_and_show_counts_errors(tmp_path):
     assert "every network failed at its first task" in r.stderr
     assert "Traceback (most recent call last)" in r.stderr
     assert 'toys.py", line' in r.stderr and 'hparams["learning_rate"]' in r.stderr
+    r = firepbt("show", str(tmp_path / "bug"))  # a stopped run: its errors, from the journal
+    assert r.returncode == 0, r.stderr
+    assert "not finished; every network failed at its first task" in r.stdout
+    assert "4x  KeyError: 'learning_rate'  at " in r.stdout
     # a run with errors that is not a bug: show lists them, with counts
     r = firepbt(
         "run", str(cfg), "--out", str(tmp_path / "late"), "--set", 'trainable="toys:LateBug"'

@@ -158,6 +158,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from firepbt.report.results import (
+        errors_from_journal,
         errors_text,
         format_table,
         load_result,
@@ -165,7 +166,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         summary_rows,
     )
 
-    results = [(d, load_result(d)) for d in args.dirs]
+    unfinished = [d for d in args.dirs if _stopped(Path(d))]
+    for d in unfinished:
+        errors, aborted = errors_from_journal(d)
+        print(f"{d}: not finished" + (f"; {aborted}" if aborted else ""))
+        if errors:
+            print(
+                "errors in the trainable's code: distinct exceptions, with how many tasks each failed"
+            )
+            print(errors_text(errors))
+    results = [(d, load_result(d)) for d in args.dirs if d not in unfinished]
+    if not results:
+        return 0
     print(format_table(summary_rows(results)))
     if len(results) == 1 and results[0][1].get("best"):
         best = results[0][1]["best"]
@@ -177,6 +189,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{head}: distinct exceptions, with how many tasks each failed")
             print(errors_text(r["errors"]))
     return 0
+
+
+def _stopped(run_dir: Path) -> bool:
+    """A run directory with a journal but no result: killed, or stopped for a bug."""
+    return (run_dir / "events.jsonl").is_file() and not (run_dir / "result.json").is_file()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -144,3 +144,22 @@ def compare_rows(
             ]
         )
     return header, rows
+
+
+def errors_from_journal(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The distinct errors of a run that did not finish (from ``events.jsonl``), and why
+    it stopped (the ``abort`` event's message, if the run stopped for a bug)."""
+    from firepbt.runner.journal import read_events
+
+    errors: dict[int, dict[str, Any]] = {}
+    aborted = None
+    for ev in read_events(run_dir):
+        if ev.get("ev") == "user_error":
+            keep = ("id", "error", "where", "worker", "step")
+            errors[int(ev["id"])] = {**{k: ev.get(k) for k in keep}, "count": 0}
+        elif ev.get("ev") == "result" and "error_id" in ev:
+            errors[int(ev["error_id"])]["count"] += 1
+        elif ev.get("ev") == "abort":
+            aborted = str(ev.get("message"))
+    rows = sorted(errors.values(), key=lambda e: (-e["count"], e["id"]))
+    return rows, aborted
