@@ -1,4 +1,7 @@
-"""Failed tasks: a bug in the user's code, or divergence? (SPEC "Bad scores").
+"""Failed tasks: a bug in the user's code, or divergence? (SPEC "Bad scores", issue 9).
+
+SPEC "Bad scores" makes every raise a divergence and lets the experiment go on; issue 9
+adds the one exception below, where going on could only hide a bug.
 
 A task fails when ``train``/``evaluate`` raised, or its worker died or overran
 ``task_timeout`` more often than ``max_retries``; a non-finite score is divergence. The
