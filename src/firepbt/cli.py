@@ -15,12 +15,13 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from firepbt.config import Config, load_config
-from firepbt.core.errors import ConfigError, UserCodeError
+from firepbt.core.errors import ConfigError, ExecutorError, UserCodeError
 
 EXIT_USAGE = 2
 EXIT_USER_CODE = 1
@@ -198,8 +199,8 @@ def _stopped(run_dir: Path) -> bool:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from firepbt.core.trainable import TrainableSpec
+    from firepbt.executors import make_executor
     from firepbt.report.results import load_result
-    from firepbt.runner.replay import replay_schedule
     from firepbt.runner.setup import seeds_for
 
     run_dir = Path(args.dir)
@@ -210,7 +211,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     _, _, replay_seed = seeds_for(cfg.seed, cfg.workers)
     seed = args.seed if args.seed is not None else replay_seed
     spec = TrainableSpec(cfg.trainable, cfg.args, cfg.search_path)
-    out = replay_schedule(spec, result["best"]["schedule"], seed, cfg.eval_interval)
+    # on a worker of the run's executor (its device, its Ray cluster), not in this process
+    executor = make_executor(replace(cfg, slots=1))
+    try:
+        executor.start(spec, [seed])
+        out = executor.replay(spec, seed, result["best"]["schedule"], cfg.eval_interval)
+    finally:
+        executor.close()
     print(json.dumps({"seed": seed, **out}))
     return 0
 
@@ -365,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "firepbt: its traceback is printed above, where it first happened", file=sys.stderr
             )
         return EXIT_USER_CODE
+    except ExecutorError as exc:  # training had started: its last checkpoint resumes it
+        print(f"firepbt: error: {exc}{_resume_hint()}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"firepbt: {what}{_resume_hint()}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Errors: a bad experiment (before any training starts) and a bug in the user's code."""
+"""Errors: a bad experiment (before any training starts), a bug in the user's code,
+and an executor that cannot go on (both stop a run midway)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import sysconfig
 import traceback
 from collections.abc import Iterable
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -66,3 +68,15 @@ def describe_exception(exc: BaseException, skip: int = 1) -> tuple[str, str, str
     frame = user_frame(traceback.extract_tb(tb))
     where = f"{frame.filename}:{frame.lineno}" if frame is not None else None
     return line.splitlines()[-1] if line else type(exc).__name__, text, where
+
+
+class ExecutorError(RuntimeError):
+    """A run cannot go on: its executor lost every worker (the last checkpoint resumes it).
+
+    ``faults`` are the executor's fault records not yet handed to the loop with a result
+    (the loop journals them before it stops).
+    """
+
+    def __init__(self, message: str, faults: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.faults = list(faults or [])
