@@ -24,7 +24,7 @@ __all__ = [
 
 def make_executor(config: Config) -> Executor:
     """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``,
-    ``max_retries``, ``task_timeout``)."""
+    ``max_retries``, ``task_timeout``, ``[simulated]``)."""
     if config.executor == "processes":
         return ProcessExecutor(
             config.slots,
@@ -50,4 +50,8 @@ def make_executor(config: Config) -> Executor:
             max_retries=config.max_retries,
             task_timeout=config.task_timeout,
         )
+    if config.executor == "simulated":
+        from firepbt.executors.simulated import SimulatedExecutor
+
+        return SimulatedExecutor(config.simulated, max_retries=config.max_retries)
     return InProcessExecutor(task_timeout=config.task_timeout)

@@ -82,7 +82,7 @@ def snapshot(run: Run) -> dict[str, Any]:
         "last_log": run.last_log,
         "ready_points": run.ready_points,
         "checkpointed": run.checkpointed,
-        "pending": [astuple(t) for t in run.pending],
+        "pending": [astuple(t) for t in run.pending.values()],
         "failures": run.failures,
     }
 
@@ -91,7 +91,7 @@ def restore(run: Run, loop: dict[str, Any]) -> None:
     for key in SAVED:
         setattr(run, key, loop[key])
     run.evaluating = set(loop["evaluating"])
-    run.pending = [Task(*t) for t in loop["pending"]]
+    run.pending = {t.worker: t for t in (Task(*t) for t in loop["pending"])}
     if "failures" in loop:
         run.failures = loop["failures"]
     else:  # a checkpoint from before failures were tracked: every network counts as good
