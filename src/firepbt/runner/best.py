@@ -8,6 +8,7 @@ replay of the best schedule.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,7 @@ def load_best(run_dir: str | Path, *, trainable_cls: type | None = None) -> Any:
     from firepbt.config import Config
     from firepbt.core.errors import ConfigError
     from firepbt.core.trainable import TrainableSpec
-    from firepbt.runner.checkpoint import RUN_FILE, BadFile, CheckpointStore
+    from firepbt.runner.checkpoint import RUN_FILE, CheckpointStore, sha256
     from firepbt.runner.setup import seeds_for
 
     out = Path(run_dir)
@@ -129,9 +130,12 @@ def load_best(run_dir: str | Path, *, trainable_cls: type | None = None) -> Any:
         )
     doc = json.loads(best_path.read_text(encoding="utf-8"))
     try:
-        state = store.read_blob(doc["sha256"])
-    except BadFile as exc:
+        data = (store.root / doc["best_state"]).read_bytes()
+    except (OSError, KeyError, TypeError) as exc:
         raise ConfigError(f"{out}: the best network's weights are unreadable ({exc})") from None
+    if sha256(data) != doc.get("sha256"):
+        raise ConfigError(f"{out}: the best network's weights fail their SHA-256 check")
+    state = pickle.loads(data)  # noqa: S301  (verified; see firepbt.runner.checkpoint)
     member = int((doc.get("best") or {}).get("member") or 0)
     _, seeds, _ = seeds_for(config.seed, config.workers)
     spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
