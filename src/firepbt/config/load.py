@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from firepbt.config.settings import Config
+from firepbt.config.settings import Config, FireSettings, PBTSettings, RandomSettings
 from firepbt.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -27,21 +28,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-# the fields of each algorithm's [algorithm] table (firepbt.config.parse._algorithm)
+# the fields of each algorithm's [algorithm] table: its settings dataclass's fields
 ALGORITHM_FIELDS: dict[str, tuple[str, ...]] = {
-    "random": ("name", "population", "schedule"),
-    "pbt": ("name", "population", "truncation"),
-    "fire": (
-        "name",
-        "subpopulations",
-        "subpopulation_size",
-        "evaluators",
-        "max_eval_steps",
-        "p_stat",
-        "min_steps_before_eval",
-        "truncation",
-        "smooth",
-    ),
+    cls.name: tuple(f.name for f in fields(cls))
+    for cls in (RandomSettings, PBTSettings, FireSettings)
 }
 
 
