@@ -13,13 +13,15 @@ from typing import Any
 
 from firepbt.config import Config
 from firepbt.executors.base import Executor
+from firepbt.report.notices import Notices
 from firepbt.report.observers import callbacks_for
 from firepbt.runner import loop
 from firepbt.runner import resume as resuming
+from firepbt.runner.best import load_best
 from firepbt.runner.callbacks import CallbackLike
 from firepbt.runner.loop import Logger, Observer
 
-__all__ = ["resume", "run"]
+__all__ = ["load_best", "resume", "run"]
 
 
 def run(
@@ -31,6 +33,7 @@ def run(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
+    notices: bool = True,
 ) -> dict[str, Any]:
     """Run one experiment to the end and return its result (also written to ``out_dir``).
 
@@ -42,6 +45,10 @@ def run(
     anything is written). ``observers``: a low-level hook, functions of each journal
     line as a dict, whose exceptions stop the run (the tests simulate crashes with
     them); prefer callbacks.
+    ``notices``: print what needs attention on stderr (the first traceback of each
+    distinct error in the trainable's code, worker faults and timeouts; see
+    :mod:`firepbt.report.notices`). A bug in the trainable's code (no network ever
+    trained) stops the run with :class:`~firepbt.core.errors.UserCodeError`.
     """
     return loop.run(
         config,
@@ -49,7 +56,7 @@ def run(
         executor=executor,
         log=log,
         trainable_cls=trainable_cls,
-        observers=observers,
+        observers=[*(observers or []), *([Notices()] if notices else [])],
         callbacks=[*callbacks_for(config, out_dir), *(callbacks or [])],
     )
 
@@ -63,12 +70,14 @@ def resume(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
+    notices: bool = True,
 ) -> dict[str, Any] | None:
     """Continue the run in ``run_dir`` from its last good checkpoint (README "Durability").
 
     The loggers of the run's own config continue their runs (W&B, MLflow); ``callbacks``
     are told ``resumed`` and the journal so far (:class:`~firepbt.runner.callbacks.RunInfo`).
-    Returns None, and changes nothing, if the run already finished.
+    Returns None, and changes nothing, if the run already finished. ``notices`` as for
+    :func:`run` (and where the run resumed from, with its best score so far).
     """
     return resuming.resume(
         run_dir,
@@ -76,7 +85,7 @@ def resume(
         executor=executor,
         log=log,
         trainable_cls=trainable_cls,
-        observers=observers,
+        observers=[*(observers or []), *([Notices()] if notices else [])],
         callbacks=callbacks,
         config_callbacks=lambda cfg: list(callbacks_for(cfg, run_dir)),
     )
