@@ -60,6 +60,7 @@ class FirePBT(PBT):
         self.checks: list[dict[str, Any]] = []
 
     def evaluators(self) -> list[Worker]:
+        """The evaluator workers."""
         return [w for w in self.workers if w.role == "evaluator"]
 
     # -- fitness (Section 3.1.2) ---------------------------------------------------
@@ -159,6 +160,7 @@ class FirePBT(PBT):
                 self.free(e.id, "target_exploited", cmds)
 
     def free(self, evaluator: int, reason: str, cmds: list[Command]) -> None:
+        """Release ``evaluator`` from its parent and target, appending a :class:`Free` command."""
         e = self.workers[evaluator]
         if e.parent is not None:
             self.workers[e.parent].evaluator = None

@@ -28,6 +28,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``key=value`` of ``overrides`` in the config table ``data`` (in place; returned)."""
     for item in overrides:
         keys, value = parse_override(item)
         table = data

@@ -17,6 +17,8 @@ from firepbt.executors.base import Executor, Task, TaskResult, run_task
 
 
 class InProcessExecutor(Executor):
+    """Runs every trainable in this process, one task at a time (``executor = "inprocess"``)."""
+
     def __init__(self) -> None:
         self.trainables: list[Any] = []
         self.queue: deque[Task] = deque()

@@ -106,10 +106,12 @@ class SlotPool(Executor):
         """Load ``ref`` into an idle slot and return its test score (None: test raised)."""
 
     @abstractmethod
-    def put(self, state: Any) -> Ref: ...
+    def put(self, state: Any) -> Ref:
+        """Store a network's state where the slots can load it; returns its reference."""
 
     @abstractmethod
-    def get(self, ref: Ref) -> Any: ...
+    def get(self, ref: Ref) -> Any:
+        """The state stored under ``ref``."""
 
     @abstractmethod
     def drop(self, ref: Ref) -> None:

@@ -182,6 +182,7 @@ class RayExecutor(SlotPool):
             ) from None
 
     def pids(self) -> list[int]:
+        """The worker actors' process ids (for monitoring; the fault tests kill them)."""
         return [ray.get(a.ready.remote()) for a in self.actors.values()]
 
     def build(self, assignments: dict[int, list[tuple[int, int]]]) -> dict[int, Ref]:

@@ -58,6 +58,7 @@ class Journal:
             self.bytes = keep_bytes
 
     def write(self, event: Mapping[str, Any]) -> None:
+        """Append ``event`` as one JSON line and flush it to the OS."""
         line = (json.dumps(clean(event), sort_keys=False, allow_nan=False) + "\n").encode()
         self._fh.write(line)
         self._fh.flush()
@@ -66,13 +67,16 @@ class Journal:
 
     @property
     def sha256(self) -> str:
+        """SHA-256 of the journal's content so far."""
         return self._hash.hexdigest()
 
     def sync(self) -> None:
+        """fsync the journal (skipped with ``FIREPBT_FSYNC=0``)."""
         if os.environ.get("FIREPBT_FSYNC", "1") != "0":
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:
+        """Close the file."""
         self._fh.close()
 
 
