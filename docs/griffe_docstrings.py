@@ -46,7 +46,9 @@ class MarkdownDocstrings(griffe.Extension):
                 for base in _bases(cls):
                     inherited = base.members.get(name)
                     if inherited is not None and not inherited.is_alias and inherited.docstring:
-                        member.docstring = griffe.Docstring(inherited.docstring.value, parent=member)
+                        member.docstring = griffe.Docstring(
+                            inherited.docstring.value, parent=member
+                        )
                         break
         for obj in objects:
             if obj.docstring is not None:

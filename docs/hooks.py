@@ -14,8 +14,12 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
-INCLUDED = ("benchmarks/RESULTS.md", "benchmarks/results/*.md", "benchmarks/results/*.png",
-            "benchmarks/results/*.json")
+INCLUDED = (
+    "benchmarks/RESULTS.md",
+    "benchmarks/results/*.md",
+    "benchmarks/results/*.png",
+    "benchmarks/results/*.json",
+)
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
