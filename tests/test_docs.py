@@ -115,6 +115,7 @@ def test_strict_build_fails_on_defects(tmp_path: Path, defect: str) -> None:
     # the real configuration, pointed at the tiny package and page
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     config.pop("hooks", None)
+    config.pop("watch", None)
     config.pop("exclude_docs", None)
     config["nav"] = ["index.md"]
     for plugin in config["plugins"]:
