@@ -3,7 +3,7 @@
 1. Sphinx roles become cross-references. The docstrings cite objects the Sphinx way
    (``:class:`~firepbt.runner.loop.Run```, ``:meth:`write```, ``:mod:`firepbt.report```).
    Each name is resolved where the docstring stands (its class, then its module, then as
-   a full path). A name that resolves to an object of the package becomes an optional
+   a full path, then as the one object of the package whose path ends with it). A name that resolves to an object of the package becomes an optional
    autorefs link: a link where the reference shows that object, plain code where it
    does not. A name that resolves to nothing stays a plain cross-reference, which the
    strict build reports: a docstring naming a function that was renamed fails it.
@@ -50,16 +50,20 @@ class MarkdownDocstrings(griffe.Extension):
                             inherited.docstring.value, parent=member
                         )
                         break
+        paths = [o.path for o in objects]
         for obj in objects:
             if obj.docstring is not None:
-                text = ROLE.sub(lambda m, o=obj: _ref(pkg, o, m), obj.docstring.value)
+                text = ROLE.sub(lambda m, o=obj: _ref(pkg, paths, o, m), obj.docstring.value)
                 obj.docstring.value = LITERAL.sub(":", text)
 
 
-def _ref(pkg: griffe.Module, obj: griffe.Object, match: re.Match[str]) -> str:
+def _ref(pkg: griffe.Module, paths: list[str], obj: griffe.Object, match: re.Match[str]) -> str:
     short, name = match.group(1) == "~", match.group(2)
     label = name.rsplit(".", 1)[-1] if short else name
     path = _resolve(pkg, obj, name)
+    if path is None:  # a name not imported where it is cited: the one object so named
+        found = [p for p in paths if p.endswith(f".{name}")]
+        path = found[0] if len(found) == 1 else None
     if path is None:  # names nothing: a required reference, so the strict build fails
         return f"[`{label}`][{name}]"
     return f'<autoref identifier="{path}" optional><code>{label}</code></autoref>'

@@ -5,7 +5,9 @@ object of the API reference without a docstring (docs/templates/python/material)
 docstring naming an object that does not exist (docs/griffe_docstrings.py). The first
 test builds the real site; the second builds a tiny site with the same machinery and
 checks that each kind of defect fails it, so the first test cannot pass by accident.
-Skipped only where mkdocs is not installed (it is in the `test` and `docs` extras).
+The builds are skipped only where mkdocs is not installed (it is in the `test` and `docs`
+extras). A third test checks that every key the config accepts is in the configuration
+reference (it needs no mkdocs).
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("mkdocs")
-yaml = pytest.importorskip("yaml")  # a dependency of mkdocs
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    pytest.importorskip("mkdocs")  # the docs extra (also in the test extra)
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=config.parent)
@@ -71,7 +71,8 @@ def test_configuration_reference_names_every_key() -> None:
     for klass in (LogUniform, Uniform, Int, Choice):  # [space.NAME] tables
         keys |= {f.name for f in fields(klass)} | {"kind"}
     assert {"p_stat", "decays", "cpus"} <= keys  # the walk reaches the nested settings
-    assert keys - documented == set()
+    missing = sorted(keys - documented)
+    assert not missing, f"config keys missing from docs/configuration.md: {', '.join(missing)}"
 
 
 # -- the strict build fails on each kind of defect --------------------------------------
@@ -113,6 +114,7 @@ def test_strict_build_fails_on_defects(tmp_path: Path, defect: str) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "index.md").write_text(f"# Tiny\n\n{link}\n\n::: tinypkg\n")
     # the real configuration, pointed at the tiny package and page
+    yaml = pytest.importorskip("yaml")  # a dependency of mkdocs
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     config.pop("hooks", None)
     config.pop("watch", None)
