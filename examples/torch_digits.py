@@ -16,7 +16,8 @@ class DigitsMLP(TorchTrainable):
         y = torch.tensor(y)
         split = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
         self.train_x, self.train_y = x[split[:1400]], y[split[:1400]]
-        self.val_x, self.val_y = x[split[1400:]], y[split[1400:]]
+        # validation data on the network's device (cpu, or the slot's GPU: `devices`)
+        self.val_x, self.val_y = x[split[1400:]].to(self.device), y[split[1400:]].to(self.device)
         model = torch.nn.Sequential(
             torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, 10)
         )

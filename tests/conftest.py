@@ -16,8 +16,11 @@ import pytest  # noqa: E402
 def _ray():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        # address="local": always a new local Ray, never a cluster already running here
-        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+        from firepbt.executors.ray import init_local_ray
+
+        # address="local" (in init_local_ray): always a new local Ray, never a cluster
+        # already running here; on 127.0.0.1 only, as the executor starts it
+        init_local_ray(4)
     yield ray
     ray.shutdown()
 

@@ -289,3 +289,80 @@ def test_a_crashed_run_on_worker_processes_resumes(tmp_path, mode):
         ).read_bytes()
     else:
         assert resumed["best"]["score"] > 0.9 and ref["best"]["score"] > 0.9
+
+
+@pytest.mark.parametrize("kind", ["inprocess", *EXECUTORS])
+def test_replay_trains_on_a_worker_not_in_the_controller(tmp_path, kind, ray_session):
+    cfg = config("pbt", trainable="toys:PidProbe")
+    result = run(cfg, tmp_path / "r", executor=make(kind))
+    where = result["replay"]["test"]  # the pid of the process that trained the replay
+    assert (where == os.getpid()) == (kind == "inprocess")
+    reference = run(cfg, tmp_path / "ref")["replay"]["score"]
+    assert result["replay"]["score"] == reference
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize(
+    ("ray_table", "message"),
+    [
+        ({"cpus": 3}, "slots: 2 slots of 3 CPU and 0 GPU each"),  # the session Ray has 4
+        ({"gpus": 0.5}, "slots: 2 slots of 1 CPU and 0.5 GPU each"),  # and no GPU
+    ],
+)
+def test_a_cluster_too_small_for_the_slots_fails_at_once(tmp_path, ray_table, message, ray_session):
+    cfg = config("pbt", executor="ray", slots=2, ray=ray_table)
+    with pytest.raises(ConfigError, match=message):
+        run(cfg, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_ray_code_shipping_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="ray.working_dir: 'nowhere' is not a directory"):
+        config(executor="ray", ray={"working_dir": "nowhere"})
+    with pytest.raises(ConfigError, match="ray.runtime_env: expected dict"):
+        config(executor="ray", ray={"runtime_env": "x"})
+    with pytest.raises(ConfigError, match="ray.node_wait: must be > 0"):
+        config(executor="ray", ray={"node_wait": 0})
+    cfg = config(
+        executor="ray", ray={"working_dir": str(tmp_path), "runtime_env": {"env_vars": {"A": "1"}}}
+    )
+    assert cfg.ray.env() == {"env_vars": {"A": "1"}, "working_dir": str(tmp_path.resolve())}
+
+
+@pytest.mark.ray
+def test_a_runtime_env_ray_cannot_build_fails_before_training(tmp_path):
+    """In a fresh process (its own local Ray): one line, exit status 2, nothing written."""
+    import subprocess
+    import sys
+
+    (tmp_path / "exp.toml").write_text(
+        'trainable = "toys:Climb"\ndirection = "max"\nsteps = 20\neval_interval = 10\n'
+        'ready_interval = 10\nexecutor = "ray"\nslots = 1\n'
+        '[space.lr]\nkind = "uniform"\nlow = 0.1\nhigh = 0.5\n'
+        '[algorithm]\nname = "random"\npopulation = 2\n'
+        '[ray]\nruntime_env = {py_modules = ["/no/such/module/dir"]}\n'
+    )
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here.parent / "src"), str(here)]))
+    cmd = [sys.executable, "-m", "firepbt", "run", "exp.toml", "--out", "out"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("firepbt: error: ray.runtime_env: could not start Ray")
+    assert not (tmp_path / "out").exists()
+
+
+def test_fractional_gpus_put_several_slots_on_one_gpu():
+    pytest.importorskip("ray")
+    from firepbt.executors.ray import slots_that_fit
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}},
+        {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 2.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}},  # a dead node holds none
+        {"Alive": True, "Resources": {"CPU": 0.0}},  # a head node without CPUs
+    ]
+    assert slots_that_fit(nodes, cpus=1, gpus=0.5) == 2 + 2  # 2 per GPU; node 2: its CPUs
+    assert slots_that_fit(nodes, cpus=0.5, gpus=0.5) == 2 + 4
+    assert slots_that_fit(nodes, cpus=1, gpus=0) == 8 + 2
+    assert slots_that_fit(nodes, cpus=1, gpus=1.5) == 1

@@ -101,6 +101,48 @@ def test_pbt_run_with_a_torch_trainable(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
+def test_the_process_executor_passes_its_device_through(tmp_path):
+    """devices = ["cpu"]: the slot's device reaches TorchTrainable (it used to reach
+    build() and fail), and the run equals the in-process one."""
+    from firepbt.executors import ProcessExecutor
+
+    data = config("pbt").to_dict()
+    data.update(trainable="torch_toys:MLP", steps=40, eval_interval=10, ready_interval=20)
+    data.update(args={"n": 128}, space={"lr": {"kind": "log_uniform", "low": 0.01, "high": 0.5}})
+    data["algorithm"]["population"] = 4
+    cfg = Config.from_dict(data)
+    on_device = run(cfg, tmp_path / "d", executor=ProcessExecutor(1, devices=["cpu"]))
+    assert on_device == run(cfg, tmp_path / "ref")
+
+
+@pytest.mark.filterwarnings("ignore:.*meta parameter:UserWarning")  # copies to meta: no-ops
+def test_model_and_optimizer_live_on_the_device_and_states_load_onto_another():
+    net = MLP(seed=0, device="cpu")
+    net.train(5, H)
+    state = net.state_dict()
+    tensors = [t for t in _tensors(state)]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)  # portable
+    assert state["cuda_rng"] is None  # only a CUDA network has a CUDA RNG state
+    other = MLP(seed=1, device="meta")  # the model is moved to the device after build
+    assert {p.device.type for p in other.model.parameters()} == {"meta"}
+    other.load_state_dict(state)  # a CPU state onto a network on another device
+    assert {p.device.type for p in other.model.parameters()} == {"meta"}
+    momentum = [s["momentum_buffer"] for s in other.optimizer.state.values()]
+    assert momentum and all(m.device.type == "meta" for m in momentum)
+    assert other.to_device((torch.ones(2), {"y": torch.zeros(1)}))[1]["y"].device.type == "meta"
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
 ROOT = __import__("pathlib").Path(__file__).parents[1]
 
 
@@ -115,3 +157,15 @@ def test_readme_pytorch_example_is_the_example_file_and_runs(tmp_path):
     result = run(cfg, tmp_path)
     assert result["best"]["score"] > 0.8
     assert (tmp_path / "tensorboard").is_dir()
+
+
+def test_devices_naming_no_such_gpu_fail_before_training(tmp_path):
+    if torch.cuda.device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    from firepbt.core.errors import ConfigError
+
+    data = config("pbt").to_dict()
+    data.update(trainable="torch_toys:MLP", executor="processes", devices="cuda:0")
+    with pytest.raises(ConfigError, match=r"devices: cuda:0 is not a device on this machine"):
+        run(Config.from_dict(data), tmp_path / "x")
+    assert not (tmp_path / "x").exists()  # nothing written

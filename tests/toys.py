@@ -100,3 +100,12 @@ class Suicidal(Climb):
         if hparams["lr"] > 0.3 and multiprocessing.parent_process() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
         super().train(steps, hparams)
+
+
+class PidProbe(Climb):
+    """Climb whose held-out ``test`` score is the id of the process it runs in."""
+
+    def test(self) -> float:
+        import os
+
+        return float(os.getpid())

@@ -11,12 +11,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from firepbt.config import Config, load_config
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, ExecutorError
 
 EXIT_USAGE = 2
 
@@ -153,8 +154,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from firepbt.core.trainable import TrainableSpec
+    from firepbt.executors import make_executor
     from firepbt.report.results import load_result
-    from firepbt.runner.replay import replay_schedule
     from firepbt.runner.setup import seeds_for
 
     run_dir = Path(args.dir)
@@ -165,7 +166,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     _, _, replay_seed = seeds_for(cfg.seed, cfg.workers)
     seed = args.seed if args.seed is not None else replay_seed
     spec = TrainableSpec(cfg.trainable, cfg.args, cfg.search_path)
-    out = replay_schedule(spec, result["best"]["schedule"], seed, cfg.eval_interval)
+    # on a worker of the run's executor (its device, its Ray cluster), not in this process
+    executor = make_executor(replace(cfg, slots=1))
+    try:
+        executor.start(spec, [seed])
+        out = executor.replay(spec, seed, result["best"]["schedule"], cfg.eval_interval)
+    finally:
+        executor.close()
     print(json.dumps({"seed": seed, **out}))
     return 0
 
@@ -241,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"firepbt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ExecutorError as exc:  # training had started: its last checkpoint resumes it
+        print(f"firepbt: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("firepbt: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ Checks run before anything trains; each error names its field and is raised as
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from firepbt.algorithms.fire import max_significant_points
@@ -40,7 +41,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     slots = f.positive_int("slots") if "slots" in f.table else None
     devices = _devices(f)
     max_retries = f.positive_int("max_retries", 3, minimum=0)
-    ray = _ray(f.get("ray", dict, {}))
+    ray = _ray(f.get("ray", dict, {}), search_path)
     if devices and executor != "processes":
         raise ConfigError(
             f"devices: only the processes executor pins slots to devices (executor is "
@@ -120,19 +121,38 @@ def _devices(f: Fields) -> tuple[str, ...]:
     return names
 
 
-def _ray(table: Any) -> RaySettings:
+def _ray(table: Any, search_path: str | None) -> RaySettings:
     f = Fields(table, "ray")
     address = f.get("address", str, None)
     cpus = f.get("cpus", float, 1.0)
     gpus = f.get("gpus", float, 0.0)
+    working_dir = f.get("working_dir", str, None)
+    runtime_env = f.get("runtime_env", dict, None)
+    node_wait = f.get("node_wait", float, 120.0)
     f.done()
+    if working_dir is not None:
+        path = Path(search_path or ".") / working_dir
+        if not path.is_dir():
+            raise ConfigError(f"ray.working_dir: {working_dir!r} is not a directory ({path})")
+        working_dir = str(path.resolve())
+    if runtime_env is not None and "working_dir" in runtime_env and working_dir is not None:
+        raise ConfigError("ray.runtime_env: working_dir is given twice (also ray.working_dir)")
+    if node_wait <= 0:
+        raise ConfigError(f"ray.node_wait: must be > 0 seconds, got {node_wait}")
     if cpus < 0:
         raise ConfigError(f"ray.cpus: must be >= 0, got {cpus}")
     if gpus < 0:
         raise ConfigError(f"ray.gpus: must be >= 0, got {gpus}")
     if address is not None and not address.strip():
         raise ConfigError("ray.address: must not be empty (leave it out for a local Ray)")
-    return RaySettings(address=address, cpus=float(cpus), gpus=float(gpus))
+    return RaySettings(
+        address=address,
+        cpus=float(cpus),
+        gpus=float(gpus),
+        working_dir=working_dir,
+        runtime_env=runtime_env,
+        node_wait=float(node_wait),
+    )
 
 
 def _truncation(f: Fields) -> float:

@@ -71,7 +71,20 @@ class RaySettings:
 
     address: str | None = None  # None: start a local Ray on loopback with the machine's CPUs
     cpus: float = 1.0  # per worker actor
-    gpus: float = 0.0  # per worker actor
+    gpus: float = 0.0  # per worker actor; fractions share a GPU (0.5: two actors per GPU)
+    # code shipped to the nodes (a Ray runtime_env for the whole run): a directory (given
+    # relative to the config file, stored absolute) and/or a runtime_env table (py_modules,
+    # pip, env_vars, ...) passed to Ray as it is
+    working_dir: str | None = None
+    runtime_env: dict[str, Any] | None = None
+    node_wait: float = 120.0  # seconds to wait for room on the cluster once every actor is lost
+
+    def env(self) -> dict[str, Any] | None:
+        """The runtime_env the run's Ray job is started with (None: none)."""
+        env = dict(self.runtime_env or {})
+        if self.working_dir is not None:
+            env["working_dir"] = self.working_dir
+        return env or None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ def make_executor(config: Config) -> Executor:
             address=config.ray.address,
             cpus=config.ray.cpus,
             gpus=config.ray.gpus,
+            runtime_env=config.ray.env(),
+            node_wait_s=config.ray.node_wait,
             max_retries=config.max_retries,
         )
     return InProcessExecutor()

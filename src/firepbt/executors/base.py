@@ -63,6 +63,26 @@ def run_task(trainable: Any, task: Task) -> TaskResult:
     )
 
 
+def replay_on(net: Any, schedule: Sequence[dict[str, Any]], chunk: int) -> dict[str, float | None]:
+    """Train ``net`` (fresh) along ``schedule`` in ``chunk``-step calls; its score and test.
+
+    A schedule is a list of segments ``{"start", "end", "hparams"}`` (SPEC "Lineage and
+    schedules"); the replay of the best network's schedule is what the paper compares.
+    """
+    for seg in schedule:
+        left = seg["end"] - seg["start"]
+        while left > 0:
+            k = min(chunk, left)
+            net.train(k, dict(seg["hparams"]))
+            left -= k
+    score = float(net.evaluate())
+    test = float(net.test()) if callable(getattr(net, "test", None)) else None
+    return {
+        "score": score if math.isfinite(score) else None,
+        "test": test if test is None or math.isfinite(test) else None,
+    }
+
+
 class Executor(ABC):
     """Runs trainables for the loop."""
 
@@ -97,6 +117,16 @@ class Executor(ABC):
     @abstractmethod
     def set_state(self, worker: int, state: Any) -> None:
         """Load ``state`` into an idle worker (resume, fault recovery)."""
+
+    def replay(
+        self, spec: TrainableSpec, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None]:
+        """Train a fresh network (``seed``) along ``schedule`` where this executor trains.
+
+        The default trains here, in the calling process; the process and Ray executors run
+        it on one of their workers (its device, its node), never in the controller.
+        """
+        return replay_on(spec.build(seed), schedule, chunk)
 
     def close(self) -> None:
         """Release workers."""

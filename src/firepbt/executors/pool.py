@@ -77,6 +77,10 @@ class SlotPool(Executor):
         # (a checkpoint taken meanwhile must see each worker as before that task)
         self._parked: list[tuple[TaskResult, Job, Ref | None]] = []
         self.has_test = False
+        # slots that cannot take work now (a replacement Ray actor waiting for room on the
+        # cluster after its node was lost); the transport adds them and removes them (in
+        # poll) once they are up; the scheduler skips them
+        self.down: set[int] = set()
 
     # -- what a transport provides ---------------------------------------------------
 
@@ -104,6 +108,12 @@ class SlotPool(Executor):
     @abstractmethod
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
         """Load ``ref`` into an idle slot and return its test score (None: test raised)."""
+
+    @abstractmethod
+    def run_replay(
+        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None] | Dead:
+        """Build a fresh trainable on an idle slot and train it along ``schedule``."""
 
     @abstractmethod
     def put(self, state: Any) -> Ref:
@@ -182,6 +192,18 @@ class SlotPool(Executor):
             self._respawn(slot, None, out)
         return None
 
+    def replay(
+        self, spec: TrainableSpec, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None]:
+        """On a worker (its device, its node), not in the controller; a lost worker retries."""
+        for _attempt in range(self.max_retries + 1):
+            slot = self._idle_slot()
+            out = self.run_replay(slot, seed, schedule, chunk)
+            if not isinstance(out, Dead):
+                return out
+            self._respawn(slot, None, out)
+        raise RuntimeError(f"replay: the worker running it died {self.max_retries + 1} times")
+
     def wait(self, *, every: bool) -> list[TaskResult]:
         out = [self._settle(r, job, ref) for r, job, ref in self._parked]
         self._parked = []
@@ -213,7 +235,7 @@ class SlotPool(Executor):
             s
             for d in range(self.depth)
             for s in range(self.n_slots)
-            if len(self.running.get(s, ())) <= d
+            if len(self.running.get(s, ())) <= d and s not in self.down
         ]  # idle slots first, then slots with room in their pipeline
         if not free or not self.queue:
             return
@@ -235,7 +257,7 @@ class SlotPool(Executor):
     def _idle_slot(self) -> int:
         while True:
             for s in range(self.n_slots):
-                if s not in self.running:
+                if s not in self.running and s not in self.down:
                     return s
             for slot, outcome in self.poll(block=True):
                 if isinstance(outcome, Dead):

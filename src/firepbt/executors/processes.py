@@ -30,7 +30,7 @@ from typing import Any
 
 from firepbt.core.errors import ConfigError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import TaskResult, run_task
+from firepbt.executors.base import TaskResult, replay_on, run_task
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
 
 START_TIMEOUT_S = 120.0
@@ -86,6 +86,10 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 kwargs = dict(spec.args)
                 if local_device is not None and _accepts(cls, "device"):
                     kwargs["device"] = local_device
+                missing = _missing_device(device)
+                if missing:
+                    conn.send(("device", missing))
+                    continue
                 conn.send(("ok", None))
             elif op == "build":
                 assert spec is not None
@@ -108,6 +112,10 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 _save(net.state_dict(), path_out)
                 held = path_out
                 conn.send(("ok", result))
+            elif op == "replay":  # a fresh network, beside the one this slot holds
+                assert spec is not None
+                seed, schedule, chunk = msg[1], msg[2], msg[3]
+                conn.send(("ok", replay_on(spec.resolve()(seed=seed, **kwargs), schedule, chunk)))
             elif op == "test":
                 path_in = msg[1]
                 if held != path_in:
@@ -117,6 +125,25 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 conn.send(("ok", float(net.test())))
         except Exception as exc:
             conn.send(("err", "".join(traceback.format_exception_only(type(exc), exc)).strip()))
+
+
+def _missing_device(device: str | None) -> str | None:
+    """Why a CUDA ``device`` does not exist here, if the trainable's torch can tell.
+
+    firepbt does not import torch; if the trainable did, its CUDA device count (with this
+    slot's ``CUDA_VISIBLE_DEVICES``) says whether the slot's GPU exists.
+    """
+    torch = sys.modules.get("torch")
+    if not device or not device.startswith("cuda") or torch is None:
+        return None
+    try:
+        count = int(torch.cuda.device_count())
+    except Exception as exc:  # a torch without CUDA support
+        return f"torch cannot use CUDA ({type(exc).__name__}: {exc})"
+    if count == 0:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return f"torch sees no CUDA device (CUDA_VISIBLE_DEVICES={visible})"
+    return None
 
 
 def _accepts(cls: type, name: str) -> bool:
@@ -231,6 +258,9 @@ class ProcessExecutor(SlotPool):
             raise _Died(
                 f"executor: worker process {slot} died while {what} (exit code {code})"
             ) from None
+        if status == "device":
+            device = self.devices[slot] if self.devices else None
+            raise ConfigError(f"devices: {device} is not a device on this machine: {payload}")
         if status != "ok":
             raise ConfigError(f"trainable: in worker process {slot}, {what} failed: {payload}")
         return payload
@@ -295,6 +325,21 @@ class ProcessExecutor(SlotPool):
             self.procs[slot].join(timeout=5)
             return Dead(f"exit code {self.procs[slot].exitcode}")
         return float(payload) if status == "ok" else None
+
+    def run_replay(
+        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None] | Dead:
+        conn = self.conns[slot]
+        try:
+            conn.send(("replay", seed, list(schedule), chunk))
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            self.procs[slot].join(timeout=5)
+            return Dead(f"exit code {self.procs[slot].exitcode}")
+        if status != "ok":
+            raise RuntimeError(f"replay: in worker process {slot}: {payload}")
+        out: dict[str, float | None] = payload
+        return out
 
     def put(self, state: Any) -> Ref:
         ref = self._new_ref()

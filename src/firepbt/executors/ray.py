@@ -5,8 +5,24 @@ one trainable and reuses it (``load_state_dict`` only when the state it is asked
 is not the one it holds). A task's resulting state is returned into the object store
 (``num_returns=2``), so the controller keeps only object references: a copy between
 workers moves no bytes, and the state travels straight from the store to the next actor.
-A lost actor is replaced and its task re-run from the worker's last reference (see
-:mod:`firepbt.executors.pool`). ``ray`` is imported here only: it is an optional extra.
+The controller process never deserialises a state except for a checkpoint or
+``get_state``.
+
+**Node loss.** Every state the pool points at also has a copy in the object store of the
+controller's node (``ray.wait(fetch_local=True)`` before a result is accepted; the store
+memory of that node, not the controller process). When a worker node dies, its actors'
+tasks fail once Ray declares the node dead (its GCS health check: by default a node is
+dead after 5 missed checks 3 s apart, about 15-30 s; ``RAY_health_check_period_ms`` and
+``RAY_health_check_failure_threshold`` on the head tune it). Each lost task is journalled
+as a ``fault`` and re-run from its worker's last state on the actors that are left; the
+lost slot's replacement actor waits for room on the cluster without blocking the run and
+takes work again once placed (on a surviving node with free CPUs, or on a node that joins
+later). If no slot is left and none can be placed within ``node_wait_s``, the run stops
+with :class:`~firepbt.core.errors.ExecutorError`; its last checkpoint resumes it.
+
+**Code shipping.** With a ``runtime_env`` (``[ray] working_dir`` / ``[ray] runtime_env``)
+the actors import the trainable from what Ray ships to their nodes, not from the
+controller's ``sys.path``. ``ray`` is imported here only: it is an optional extra.
 """
 
 from __future__ import annotations
@@ -16,18 +32,30 @@ import math
 import os
 import socket
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.exceptions import (
+    GetTimeoutError,
+    RayError,
+    RayTaskError,
+    RuntimeEnvSetupError,
+)
 
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, ExecutorError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import TaskResult, run_task
+from firepbt.executors.base import TaskResult, replay_on, run_task
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
 
-START_TIMEOUT_S = 120.0
-RESPAWN_TRIES = 5
+START_TIMEOUT_S = 120.0  # the first actors: the cluster has room but may be busy
+NODE_WAIT_S = 120.0  # every slot lost: how long to wait for room before stopping the run
+RESPAWN_TRIES = 5  # a replacement whose own start fails this often in a row stays down
+
+
+class _StateLost(Exception):
+    """The state an actor was asked to load is gone from the object store."""
 
 
 class _Slot:
@@ -42,8 +70,8 @@ class _Slot:
         self.net: Any = None
         self.held: int | None = None
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> tuple[int, str]:
+        return os.getpid(), ray.get_runtime_context().get_node_id()
 
     def build(self, seed: int, key: int) -> tuple[bool, Any]:
         self.net = self.cls(seed=seed, **dict(self.spec.args))
@@ -55,12 +83,18 @@ class _Slot:
             self.net = self.cls(seed=0, **dict(self.spec.args))
         if self.held != key:
             self.held = None
-            self.net.load_state_dict(ray.get(box[0]))
+            try:
+                state = ray.get(box[0])
+            except RayError as exc:  # lost with its node: not the network's fault
+                raise _StateLost(f"{type(exc).__name__}") from None
+            self.net.load_state_dict(state)
             self.held = key
 
     def run(self, task: Any, key_in: int, box: list[Any], key_out: int) -> tuple[Any, Any]:
         try:
             self._load(key_in, box)
+        except _StateLost as exc:
+            return ("lost", str(exc)), None
         except Exception as exc:  # the state could not be loaded: as diverged, no new state
             t = task
             result = TaskResult(t.worker, t.token, t.steps, t.hparams, math.nan, repr(exc))
@@ -68,6 +102,9 @@ class _Slot:
         result = run_task(self.net, task)
         self.held = key_out
         return (result, True), self.net.state_dict()
+
+    def replay(self, seed: int, schedule: list[dict[str, Any]], chunk: int) -> dict[str, Any]:
+        return replay_on(self.cls(seed=seed, **dict(self.spec.args)), schedule, chunk)
 
     def test(self, key: int, box: list[Any]) -> float | None:
         try:
@@ -93,8 +130,50 @@ def check_address(address: str) -> None:
         raise ConfigError(f"ray.address: cannot reach Ray at {address} ({exc})") from None
 
 
+def init_local_ray(num_cpus: int, **kwargs: Any) -> None:
+    """Start a private single-machine Ray that listens on 127.0.0.1 only.
+
+    ``_node_ip_address="127.0.0.1"`` alone is not enough: Ray replaces a loopback node
+    address by the machine's routable one when clusters are enabled
+    (``services.resolve_ip_for_localhost``), and its servers then listen on every
+    interface. Ray's own switch for a machine that must not form a cluster,
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (``ray_constants.ENABLE_RAY_CLUSTER``), makes
+    it keep the loopback address; it is read at import, so it is set for ``ray.init``.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+            **kwargs,
+        )
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def slots_that_fit(nodes: Sequence[Mapping[str, Any]], cpus: float, gpus: float) -> int:
+    """How many actors reserving ``cpus`` and ``gpus`` the alive nodes can hold at once."""
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", node.get("alive", False)):
+            continue
+        res = node.get("Resources", {})
+        fits = []
+        for need, have in ((cpus, res.get("CPU", 0.0)), (gpus, res.get("GPU", 0.0))):
+            if need > 0:
+                fits.append(int(have // need + 1e-9))
+        total += min(fits) if fits else 1_000_000
+    return total
+
+
 class RayExecutor(SlotPool):
-    """``slots`` Ray actors, each reserving ``cpus`` CPUs and ``gpus`` GPUs."""
+    """``slots`` Ray actors, each reserving ``cpus`` CPUs and ``gpus`` GPUs (may be < 1)."""
 
     depth = 2  # an actor queues its next task while it trains
 
@@ -106,76 +185,107 @@ class RayExecutor(SlotPool):
         cpus: float = 1.0,
         gpus: float = 0.0,
         max_retries: int = 3,
+        runtime_env: Mapping[str, Any] | None = None,
+        node_wait_s: float = NODE_WAIT_S,
     ) -> None:
         super().__init__(slots or os.cpu_count() or 1, max_retries=max_retries)
         self.address = address
         self.cpus, self.gpus = cpus, gpus
+        self.runtime_env = dict(runtime_env) if runtime_env else None
+        self.node_wait_s = node_wait_s
         self.actors: dict[int, Any] = {}
-        self.pending: dict[Any, tuple[int, Ref, Job]] = {}
+        self.where: dict[int, str] = {}  # slot -> the node id its actor runs on
+        self.booting: dict[Any, int] = {}  # ready() of a replacement actor -> its slot
+        self.boot_fails: dict[int, int] = {}
+        self.pending: dict[Any, tuple[int, Ref, Any, Job]] = {}  # state -> slot, ref, res, job
         self.keys = itertools.count()
         self.owns_ray = False
         self.spec: TrainableSpec | None = None
 
     def start(self, spec: TrainableSpec, seeds: Any) -> None:
         self.spec = spec
-        if self.address:
-            check_address(self.address)
-        if not ray.is_initialized():
+        address = self.address or os.environ.get("RAY_ADDRESS")  # set inside a Ray job
+        if address:
+            check_address(address)
+        # a runtime_env goes to ray.init: Ray uploads local directories (working_dir,
+        # py_modules) only for a whole job; every actor of the job then gets them
+        job: dict[str, Any] = {"runtime_env": self.runtime_env} if self.runtime_env else {}
+        if ray.is_initialized():
+            if self.runtime_env:
+                raise ConfigError(
+                    "ray.runtime_env: Ray is already initialised in this process; pass the "
+                    "runtime_env to ray.init instead (or launch with `ray job submit`)"
+                )
+        else:
             try:
-                if self.address:
-                    ray.init(address=self.address, log_to_driver=False)
+                if address:
+                    ray.init(address=address, log_to_driver=False, **job)
                 else:
                     need = math.ceil(min(self.n_slots, len(seeds)) * self.cpus)
-                    ray.init(
-                        address="local",
-                        num_cpus=max(os.cpu_count() or 1, need),
-                        include_dashboard=False,
-                        log_to_driver=False,
-                        _node_ip_address="127.0.0.1",
-                    )
+                    init_local_ray(max(os.cpu_count() or 1, need), **job)
             except Exception as exc:
+                field = "ray.runtime_env" if self.runtime_env else "executor"
                 raise ConfigError(
-                    f"executor: could not start Ray ({type(exc).__name__}: {exc})"
+                    f"{field}: could not start Ray ({type(exc).__name__}: {_cause(exc)})"
                 ) from None
             self.owns_ray = True
+        n = max(1, min(self.n_slots, len(seeds)))
+        fit = slots_that_fit(ray.nodes(), self.cpus, self.gpus)
+        if fit < n:
+            raise ConfigError(
+                f"slots: {n} slots of {self.cpus:g} CPU and {self.gpus:g} GPU each (ray.cpus, "
+                f"ray.gpus) do not fit the Ray cluster's nodes, which hold {fit} at most "
+                f"({_resources()})"
+            )
         self.remote_slot = ray.remote(_Slot)
         super().start(spec, seeds)
 
-    def _actor(self, slot: int) -> Any:
-        return self.remote_slot.options(
+    def _actor(self) -> Any:
+        assert self.spec is not None
+        options: dict[str, Any] = dict(
             num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0, max_concurrency=1
-        ).remote(self.spec, list(sys.path))
+        )
+        if self.runtime_env and self.spec.cls is None:
+            # the code comes from what Ray ships (the job's runtime_env), not from paths
+            # that exist on the controller's machine only
+            spec, path = TrainableSpec(self.spec.path, self.spec.args), []
+        else:
+            spec, path = self.spec, list(sys.path)
+        return self.remote_slot.options(**options).remote(spec, path)
 
     def launch_all(self) -> None:
         for slot in range(self.n_slots):
-            self.actors[slot] = self._actor(slot)
+            self.actors[slot] = self._actor()
+        deadline = time.monotonic() + START_TIMEOUT_S
         for slot in range(self.n_slots):
-            self._ready(slot)
+            self._ready(slot, max(1.0, deadline - time.monotonic()))
 
     def launch(self, slot: int) -> None:
-        """Replace a lost actor (the trainable imported before: retry a replacement lost too)."""
-        for res in [r for r, (s, _, _) in self.pending.items() if s == slot]:
-            del self.pending[res]  # the pool re-queues the jobs a dead actor held
-        for attempt in range(RESPAWN_TRIES):
-            old = self.actors.pop(slot, None)
-            if old is not None:
-                ray.kill(old, no_restart=True)
-            self.actors[slot] = self._actor(slot)
-            try:
-                self._ready(slot)
-                return
-            except ConfigError:
-                if attempt == RESPAWN_TRIES - 1:
-                    raise
+        """Replace a lost actor without waiting: it takes work once Ray has placed it."""
+        for state in [r for r, (s, _, _, _) in self.pending.items() if s == slot]:
+            del self.pending[state]  # the pool re-queues the jobs a dead actor held
+        for ready in [r for r, s in self.booting.items() if s == slot]:
+            del self.booting[ready]
+        old = self.actors.pop(slot, None)
+        if old is not None:
+            ray.kill(old, no_restart=True)
+        self.where.pop(slot, None)
+        self.actors[slot] = self._actor()
+        self.booting[self.actors[slot].ready.remote()] = slot
+        self.down.add(slot)
 
-    def _ready(self, slot: int) -> None:
+    def _ready(self, slot: int, timeout: float) -> None:
         try:
-            ray.get(self.actors[slot].ready.remote(), timeout=START_TIMEOUT_S)
+            _pid, node = ray.get(self.actors[slot].ready.remote(), timeout=timeout)
+            self.where[slot] = node
         except GetTimeoutError:
             raise ConfigError(
-                f"executor: Ray actor {slot} did not start within {START_TIMEOUT_S:.0f} s "
-                f"(does the cluster have {self.cpus} CPU and {self.gpus} GPU per slot free?)"
+                f"executor: Ray actor {slot} did not start within {START_TIMEOUT_S:.0f} s: "
+                f"the cluster has room for {self.n_slots} slots of {self.cpus:g} CPU and "
+                f"{self.gpus:g} GPU but not free now ({_resources(available=True)} free)"
             ) from None
+        except RuntimeEnvSetupError as exc:
+            raise ConfigError(f"ray.runtime_env: Ray could not build it: {_cause(exc)}") from None
         except RayError as exc:
             raise ConfigError(
                 f"trainable: Ray actor {slot} could not start: {_cause(exc)}"
@@ -183,7 +293,11 @@ class RayExecutor(SlotPool):
 
     def pids(self) -> list[int]:
         """The worker actors' process ids (for monitoring; the fault tests kill them)."""
-        return [ray.get(a.ready.remote()) for a in self.actors.values()]
+        return [ray.get(a.ready.remote())[0] for a in self.actors.values()]
+
+    def nodes(self) -> dict[int, str]:
+        """Slot -> the id of the Ray node its actor runs on (slots that are up)."""
+        return dict(self.where)
 
     def build(self, assignments: dict[int, list[tuple[int, int]]]) -> dict[int, Ref]:
         refs: dict[int, Ref] = {}
@@ -200,6 +314,8 @@ class RayExecutor(SlotPool):
             raise ConfigError(
                 f"trainable: building a network in Ray failed: {_cause(exc)}"
             ) from None
+        states = [r.handle for r in refs.values()]
+        ray.wait(states, num_returns=len(states), fetch_local=True)  # a copy here (node loss)
         return refs
 
     def dispatch(self, slot: int, job: Job) -> None:
@@ -210,28 +326,85 @@ class RayExecutor(SlotPool):
             .run.options(num_returns=2)
             .remote(job.task, job.ref_in.key, [job.ref_in.handle], key)
         )
-        self.pending[res] = (slot, Ref(key, state), job)
+        self.pending[state] = (slot, Ref(key, state), res, job)
 
     def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
-        waiting = list(self.pending)
-        ready, rest = ray.wait(waiting, num_returns=1, timeout=None if block else 0)
+        # a task is done once its state is in this node's store too (fetch_local): a state
+        # the pool accepts survives the loss of the node that produced it
+        waiting = [*self.pending, *self.booting]
+        timeout: float | None = None if block else 0
+        idle = not self.pending and len(self.down) == self.n_slots
+        if block and idle:
+            timeout = self.node_wait_s
+        ready, rest = (
+            ray.wait(waiting, num_returns=1, timeout=timeout, fetch_local=True)
+            if waiting
+            else ([], [])  # every slot gave up restarting: nothing left to wait for
+        )
+        if not ready and block and idle:
+            raise ExecutorError(
+                f"executor: every Ray worker was lost and none could be placed again within "
+                f"{self.node_wait_s:.0f} s (each slot needs {self.cpus:g} CPU and "
+                f"{self.gpus:g} GPU; the cluster has {_resources(available=True)} free); "
+                f"the run stopped at its last checkpoint: `firepbt resume` it when nodes are back",
+                self._take_faults(),
+            )
         if rest:
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=True)
             ready += more
         out: list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]] = []
         dead: set[int] = set()
-        for res in ready:
-            slot, ref, job = self.pending.pop(res)
+        for obj in ready:
+            if obj in self.booting:
+                self._booted(self.booting.pop(obj), obj)
+                continue
+            if obj not in self.pending:
+                continue  # its slot was replaced while we looked
+            slot, ref, res, job = self.pending.pop(obj)
             if slot in dead:
                 continue
             try:
                 result, ok = ray.get(res)
-            except (RayActorError, RayError) as exc:
+            except RayError as exc:
                 dead.add(slot)
-                out.append((slot, Dead(f"Ray actor lost: {type(exc).__name__}")))
+                where = self.where.get(slot, "?")[:12]
+                out.append((slot, Dead(f"Ray actor lost on node {where}: {type(exc).__name__}")))
                 continue
+            if result == "lost":
+                raise ExecutorError(
+                    f"executor: the state of worker {job.task.worker} was lost with the node "
+                    f"that held it ({ok}); the run stopped at its last checkpoint: "
+                    f"`firepbt resume` it",
+                    self._take_faults(),
+                )
             out.append((slot, (result, ref if ok else None, job)))
         return out
+
+    def _take_faults(self) -> list[dict[str, Any]]:
+        faults, self.faults = self.faults, []
+        return faults
+
+    def _booted(self, slot: int, ready: Any) -> None:
+        """A replacement actor answered (it is up) or failed (try again, a few times)."""
+        try:
+            _pid, node = ray.get(ready)
+        except RayError as exc:
+            fails = self.boot_fails.get(slot, 0) + 1
+            self.boot_fails[slot] = fails
+            self.faults.append(
+                {
+                    "slot": slot,
+                    "reason": f"replacement lost: {type(exc).__name__}",
+                    "worker": None,
+                    "action": "respawn" if fails < RESPAWN_TRIES else "gave up",
+                }
+            )
+            if fails < RESPAWN_TRIES:
+                self.launch(slot)
+            return
+        self.boot_fails.pop(slot, None)
+        self.where[slot] = node
+        self.down.discard(slot)
 
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
         try:
@@ -239,6 +412,18 @@ class RayExecutor(SlotPool):
         except RayError as exc:
             return Dead(f"Ray actor lost: {type(exc).__name__}")
         return None if value is None else float(value)
+
+    def run_replay(
+        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None] | Dead:
+        call = self.actors[slot].replay.remote(seed, list(schedule), chunk)
+        try:
+            out: dict[str, float | None] = ray.get(call)
+        except RayTaskError as exc:  # the user's code raised: not a lost worker
+            raise RuntimeError(f"replay: in Ray actor {slot}: {_cause(exc)}") from None
+        except RayError as exc:
+            return Dead(f"Ray actor lost: {type(exc).__name__}")
+        return out
 
     def put(self, state: Any) -> Ref:
         return Ref(next(self.keys), ray.put(state))
@@ -251,13 +436,29 @@ class RayExecutor(SlotPool):
 
     def close(self) -> None:
         for actor in self.actors.values():
-            ray.kill(actor, no_restart=True)
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # its node is gone
+                pass
         self.actors.clear()
         self.pending.clear()
+        self.booting.clear()
         self.refs = []
+        self.queue.clear()
+        self._parked = []
+        self._counts.counts.clear()  # the states' object references: the store frees them
+        self._counts.by_key.clear()
         if self.owns_ray and ray.is_initialized():
             ray.shutdown()
         self.owns_ray = False
+
+
+def _resources(available: bool = False) -> str:
+    try:
+        res = ray.available_resources() if available else ray.cluster_resources()
+    except Exception:
+        return "unknown resources"
+    return f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU"
 
 
 def _cause(exc: BaseException) -> str:

@@ -29,7 +29,15 @@ torch CPU RNG state (training runs under it and leaves the global RNG untouched)
 data position: the data generator's state at the start of the current epoch and the number
 of batches taken since. Loading it replays the epoch up to that position, so a copied
 network trains on exactly the batches and random draws the source would have: the
-next losses match bit for bit on CPU. CUDA RNG state is not captured.
+next losses match bit for bit on CPU. On a CUDA device the network's CUDA RNG state is
+in it too.
+
+**Devices.** ``device`` (``"cpu"``, ``"cuda:0"``, ...; the process executor passes its
+slot's device) is where the model and its optimiser state live: the model is moved there
+after ``build`` (``self.device`` is set before ``build`` runs, for data you keep on the
+device) and every training batch is moved there (:meth:`TorchTrainable.to_device`);
+``score``/``test`` must put their own data on ``self.device``. ``state_dict`` is on the
+CPU, so a state moves between processes and nodes and loads onto any device.
 
 Evaluation (``evaluate``, and a ``test`` you wrap in ``with self.evaluating():``) runs
 in eval mode without gradients and never advances the training RNG or data position.
@@ -58,16 +66,25 @@ class TorchTrainable:
 
     num_threads: int | None = None
 
-    def __init__(self, seed: int, **args: Any) -> None:
+    def __init__(self, seed: int, device: str | torch.device | None = None, **args: Any) -> None:
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
+        # the process executor passes its slot's device ("cuda:0" as seen in the slot)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         init_seed, data_seed = np.random.SeedSequence(seed).generate_state(2)
         self.hparams: dict[str, Any] = {}
         self.last_loss: float | None = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(init_seed))
-            self.model, self.optimizer, self.epoch = self.build(seed, **args)
+            model, self.optimizer, self.epoch = self.build(seed, **args)
             self.rng_state = torch.get_rng_state()
+        # moved in place: the optimiser (no state yet) keeps pointing at the same parameters
+        self.model = model.to(self.device)
+        self.cuda_rng_state: torch.Tensor | None = None
+        if self.device.type == "cuda":
+            with torch.random.fork_rng(devices=[self._cuda_index()]):
+                torch.cuda.manual_seed(int(init_seed))
+                self.cuda_rng_state = torch.cuda.get_rng_state(self.device)
         self.generator = torch.Generator().manual_seed(int(data_seed))
         self._start_epoch()
 
@@ -114,7 +131,7 @@ class TorchTrainable:
         self.model.train()
         with self.own_rng():
             for _ in range(steps):
-                self.last_loss = self.train_step(self.next_batch())
+                self.last_loss = self.train_step(self.to_device(self.next_batch()))
 
     def evaluate(self) -> float:
         """``score()`` in eval mode, without gradients or advancing the training RNG."""
@@ -122,17 +139,21 @@ class TorchTrainable:
             return float(self.score())
 
     def state_dict(self) -> dict[str, Any]:
-        """A deep copy of the model, optimiser, RNG and data position (see the module docstring)."""
-        return copy.deepcopy(
+        """A copy of the model, optimiser, RNG and data position, on the CPU (see the module docstring)."""
+        # on the CPU: a state moves between processes and nodes, and loads on any device
+        return _to(
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "rng": self.rng_state,
+                "cuda_rng": self.cuda_rng_state,
                 "epoch_rng": self.epoch_state,
                 "position": self.position,
                 "hparams": self.hparams,
                 "last_loss": self.last_loss,
-            }
+            },
+            torch.device("cpu"),
+            clone=True,
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -140,7 +161,13 @@ class TorchTrainable:
         state = copy.deepcopy(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for buffers in self.optimizer.state.values():  # onto this network's device
+            for name, value in buffers.items():
+                if isinstance(value, torch.Tensor) and name != "step":
+                    buffers[name] = value.to(self.device)
         self.rng_state = state["rng"]
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            self.cuda_rng_state = state["cuda_rng"]  # a state from a CPU network keeps ours
         self.hparams = state["hparams"]
         self.last_loss = state["last_loss"]
         self.generator.set_state(state["epoch_rng"])
@@ -151,10 +178,12 @@ class TorchTrainable:
     @contextmanager
     def own_rng(self) -> Iterator[None]:
         """Run under this network's torch RNG stream; the global one is left as it was."""
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self.rng_state)
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            self._set_rng()
             yield
             self.rng_state = torch.get_rng_state()
+            if self.cuda_rng_state is not None:
+                self.cuda_rng_state = torch.cuda.get_rng_state(self.device)
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
@@ -166,11 +195,26 @@ class TorchTrainable:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(self.rng_state)
+            with torch.no_grad(), torch.random.fork_rng(devices=self._rng_devices()):
+                self._set_rng()
                 yield
         finally:
             self.model.train(was_training)
+
+    def to_device(self, batch: Any) -> Any:
+        """``batch`` with its tensors (in tuples, lists, dicts) on this network's device."""
+        return _to(batch, self.device)
+
+    def _cuda_index(self) -> int:
+        return self.device.index if self.device.index is not None else torch.cuda.current_device()
+
+    def _rng_devices(self) -> list[int]:
+        return [self._cuda_index()] if self.cuda_rng_state is not None else []
+
+    def _set_rng(self) -> None:
+        torch.set_rng_state(self.rng_state)
+        if self.cuda_rng_state is not None:
+            torch.cuda.set_rng_state(self.cuda_rng_state, self.device)
 
     def next_batch(self) -> Any:
         """The next training batch, starting a new epoch when one ends."""
@@ -191,3 +235,16 @@ class TorchTrainable:
         self.position = 0
         for _ in range(skip):
             self.next_batch()
+
+
+def _to(obj: Any, device: torch.device, clone: bool = False) -> Any:
+    """``obj`` with every tensor in it on ``device`` (each one a copy if ``clone``)."""
+    if isinstance(obj, torch.Tensor):
+        moved = obj.to(device)
+        return moved.clone() if clone and moved is obj else moved
+    if isinstance(obj, dict):
+        return {k: _to(v, device, clone) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [_to(v, device, clone) for v in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else type(obj)(items)
+    return copy.deepcopy(obj) if clone else obj

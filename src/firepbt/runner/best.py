@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from firepbt._version import __version__
-from firepbt.runner.replay import replay_schedule
 
 if TYPE_CHECKING:
     from firepbt.runner.loop import Run
@@ -58,13 +57,19 @@ def describe(run: Run, rec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def replay_best(run: Run) -> dict[str, float | None] | None:
+    """Replay the best network's schedule from scratch, through the run's executor (on a
+    worker, where the hardware is, not in the controller), before the executor closes."""
+    best = describe(run, run.best)
+    if not run.config.replay or best is None:
+        return None
+    return run.executor.replay(
+        run.spec, run.replay_seed, best["schedule"], run.config.eval_interval
+    )
+
+
 def build_result(run: Run) -> dict[str, Any]:
     best = describe(run, run.best)
-    replay = None
-    if run.config.replay and best is not None:
-        replay = replay_schedule(
-            run.spec, best["schedule"], run.replay_seed, run.config.eval_interval
-        )
     cfg = run.config
     return {
         "firepbt_version": __version__,
@@ -76,7 +81,7 @@ def build_result(run: Run) -> dict[str, Any]:
         "steps": cfg.steps,
         "best": best,
         "best_p1": describe(run, run.best_p1),
-        "replay": replay,
+        "replay": run.replayed,
         "counts": dict(run.counts),
         "config": run.config_dict,
     }

@@ -43,7 +43,9 @@ def drive_async(run: Run) -> None:
     while run.members_left():
         checkpoint(run)
         for w in run.active():
-            if not run.busy[w]:
+            # an evaluator ahead of the members stops at the budget: its weights, and their
+            # step count, may still be copied into a member (SPEC "The budget and the end")
+            if not run.busy[w] and run.step[w] < cfg.steps:
                 submit(run, w)
         results = run.executor.wait(every=False)
         if not results:
@@ -56,7 +58,8 @@ def drive_async(run: Run) -> None:
             is_member = run.decider.workers[w].role == "member"
             if is_member and run.step[w] >= cfg.steps:
                 continue
-            if run.since_ready[w] >= cfg.ready_interval:
+            final = run.step[w] >= cfg.steps  # an evaluator that may train no further
+            if run.since_ready[w] >= cfg.ready_interval or final:
                 run.since_ready[w] = 0
                 apply(run, run.decider.on_ready([w]))
         done = min(run.step[m.id] for m in run.decider.members())

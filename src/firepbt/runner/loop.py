@@ -19,11 +19,11 @@ from typing import IO, Any
 
 from firepbt._version import __version__
 from firepbt.config import Config
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, ExecutorError
 from firepbt.core.trainable import TrainableSpec
 from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task
-from firepbt.runner.best import RESULT_FILE, build_result, describe
+from firepbt.runner.best import RESULT_FILE, build_result, describe, replay_best
 from firepbt.runner.checkpoint import (
     CheckpointStore,
     Loaded,
@@ -88,6 +88,7 @@ class Run:
         self.checkpointed = 0
         self.pending: list[Task] = []  # submitted, not yet handled, in submission order
         self.best_state: Any = None  # the best network's weights (keep_best_checkpoints)
+        self.replayed: dict[str, float | None] | None = None  # the best schedule, replayed
         self.store: CheckpointStore | None = None
         if config.checkpoints:
             self.store = CheckpointStore(self.out, keep_best=config.keep_best_checkpoints)
@@ -182,6 +183,11 @@ class Run:
             else:
                 drive_async(self)
             self.emit({"ev": "end", "step": max(self.step)})
+            self.replayed = replay_best(self)
+        except ExecutorError as exc:  # every worker lost: journal what was lost, then stop
+            for fault in exc.faults:
+                self.emit({"ev": "fault", **fault})
+            raise
         finally:
             self.executor.close()
             self.journal.close()
