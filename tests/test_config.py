@@ -64,6 +64,9 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.subpopulations", 1, "algorithm.subpopulations: FIRE PBT needs at least 2"),
         ("algorithm.evaluators", 0, "algorithm.evaluators: must be >= 1"),
         ("algorithm.subpopulation_size", 3, "algorithm.subpopulation_size: truncation"),
+        # issue 12: more evaluators than parent members could ever be busy (here 4 parents)
+        ("algorithm.evaluators", 5, "algorithm.evaluators: 5 evaluators but the parent"),
+        ("algorithm.gp_refit", -0.5, "algorithm.gp_refit: must be >= 0"),
         ("algorithm.p_stat", 1.5, "algorithm.p_stat"),
         (
             "algorithm.max_eval_steps",

@@ -316,8 +316,8 @@ def noisy_curve(n: int, seed: int = 0, noise: float = 0.05):
 
 def test_smoothing_is_cached_until_append(monkeypatch):
     calls = []
-    fit = curves._gp_posterior_mean
-    monkeypatch.setattr(curves, "_gp_posterior_mean", lambda x, y: calls.append(1) or fit(x, y))
+    fit = curves._gp_fit
+    monkeypatch.setattr(curves, "_gp_fit", lambda x, y: calls.append(1) or fit(x, y))
     c, _ = noisy_curve(30)
     s1 = c.smoothed()
     assert c.smoothed() is s1 and len(calls) == 1
@@ -348,16 +348,19 @@ def test_short_and_constant_curves_are_their_own_smoothing():
 
 
 def test_long_curve_fits_thinned_and_fast(monkeypatch):
-    from sklearn.gaussian_process import GaussianProcessRegressor
-
     sizes = []
-    orig = GaussianProcessRegressor.fit
+    argmax, mean = curves._lml_argmax, curves._posterior_mean
 
-    def spy(self, X, y):
+    def spy_fit(X, y):
         sizes.append(len(X))
-        return orig(self, X, y)
+        return argmax(X, y)
 
-    monkeypatch.setattr(GaussianProcessRegressor, "fit", spy)
+    def spy_mean(X, y, theta):
+        sizes.append(len(X))
+        return mean(X, y, theta)
+
+    monkeypatch.setattr(curves, "_lml_argmax", spy_fit)
+    monkeypatch.setattr(curves, "_posterior_mean", spy_mean)
     c, truth = noisy_curve(1000)
     t = time.perf_counter()
     s = c.smoothed()
@@ -379,3 +382,84 @@ def test_no_overlap_comparison_is_fast():
     for _ in range(reps):
         best_score_diff(a, b)
     assert (time.perf_counter() - t) / reps < 1e-3
+
+
+# ------------------------------------------------------------------ issue 12: speed-ups
+def _random_curves(rng: np.random.Generator, m: int) -> list[Curve]:
+    """Curves of every shape the comparisons branch on: empty, one point, ties, flat,
+    rising, falling, overlapping and not, with and without a GP smoothing."""
+    out = []
+    for _ in range(m):
+        n = int(rng.integers(0, 25))
+        steps = int(rng.integers(0, 50)) * 10 + 10 * np.arange(n)
+        kind = rng.integers(4)
+        if kind == 0:
+            y = np.cumsum(rng.normal(0.1, 1.0, n)) + rng.normal(0, 3)
+        elif kind == 1:
+            y = -np.exp(-np.arange(n) / rng.uniform(2, 20)) * rng.uniform(0.5, 2)
+            y = y + rng.normal(0, 0.02, n)
+        elif kind == 2:
+            y = np.round(rng.normal(0, 1, n), 1)  # many ties
+        else:
+            y = np.full(n, float(rng.integers(3)))
+        out.append(Curve(steps, y))
+    return out
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_pairwise_best_score_diff_is_best_score_diff_bit_for_bit(smooth):
+    rng = np.random.default_rng(0)
+    for _ in range(3 if smooth else 25):
+        cs = _random_curves(rng, 12)
+        pairs = np.array([(i, j) for i in range(12) for j in range(12)])
+        got = curves.pairwise_best_score_diff(cs, pairs, smooth=smooth)
+        want = np.array([best_score_diff(cs[i], cs[j], smooth=smooth) for i, j in pairs])
+        assert got.tolist() == want.tolist()
+
+
+def test_pairwise_handles_diverged_curves_like_best_score_diff():
+    a = C(0.1, 0.2, math.nan, 0.5)
+    b = C(0.0, 0.3, 0.4, 0.45)
+    got = curves.pairwise_best_score_diff([a, b], np.array([[0, 1], [1, 0]]), smooth=False)
+    assert got.tolist() == [
+        best_score_diff(a, b, smooth=False),
+        best_score_diff(b, a, smooth=False),
+    ]
+
+
+def test_the_gp_fit_is_scikit_learns_bit_for_bit():
+    """The written-out GP (curves._gp_fit) against GaussianProcessRegressor itself."""
+    rng = np.random.default_rng(1)
+    for trial in range(24):
+        n = int(rng.choice([3, 5, 11, 21, 31, 64, 65, 90]))
+        steps = int(rng.integers(0, 100)) * 10 + 10 * np.arange(n)
+        if trial % 3 == 0:
+            y = -np.exp(-np.arange(n) / rng.uniform(2, 50)) + rng.normal(0, 0.02, n)
+        elif trial % 3 == 1:
+            y = np.cumsum(rng.normal(0, 1, n))
+        else:
+            y = np.round(rng.normal(0, 1, n), 1)
+        mean, kernel = curves._gp_fit(steps, y)
+        ref, ref_kernel = curves._gp_fit_sklearn(steps, y)
+        assert mean.tobytes() == ref.tobytes(), (trial, n)
+        assert kernel == ref_kernel
+
+
+def test_gp_refit_zero_fits_at_every_smoothing_and_positive_reuses_the_kernel():
+    rng = np.random.default_rng(2)
+    y = -np.exp(-np.arange(40) / 15) + rng.normal(0, 0.02, 40)
+    exact, reuse = Curve(), Curve(gp_refit=0.5)
+    before = dict(curves.STATS)
+    for i in range(40):
+        for c in (exact, reuse):
+            c.append(10 * i, y[i])
+            c.smoothed()
+    fits = curves.STATS["fits"] - before["fits"]
+    conditioned = curves.STATS["conditioned"] - before["conditioned"]
+    # exact: one fit per smoothing from 3 points on (38); reuse: a fit at 3 points, then
+    # again whenever the curve grew by half since the last fit (3, 5, 8, 12, 18, 27, 41)
+    assert fits == 38 + 6
+    assert conditioned == 38 - 6
+    assert reuse.smoothed().shape == (40,)
+    # the kept-hyperparameter posterior mean stays close to the exact one here
+    assert np.abs(reuse.smoothed() - exact.smoothed()).max() < 0.05

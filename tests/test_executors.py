@@ -51,6 +51,10 @@ def config(algo: str = "fire", **kw) -> Config:
 def make(kind: str, slots: int = 2, **kw):
     if kind == "inprocess":
         return InProcessExecutor()
+    if kind == "simulated":
+        from firepbt.executors.simulated import SimulatedExecutor
+
+        return SimulatedExecutor(**kw)
     if kind == "processes":
         return ProcessExecutor(slots, **kw)
     from firepbt.executors.ray import RayExecutor
@@ -58,7 +62,8 @@ def make(kind: str, slots: int = 2, **kw):
     return RayExecutor(slots, **kw)
 
 
-EXECUTORS = ["processes", pytest.param("ray", marks=pytest.mark.ray)]
+EXECUTORS = ["processes", "simulated", pytest.param("ray", marks=pytest.mark.ray)]
+REMOTE = [k for k in EXECUTORS if k != "simulated"]  # trainables built outside this process
 
 
 def check_accounting(out: Path, steps: int) -> dict[int, int]:
@@ -219,7 +224,7 @@ def test_more_slots_than_devices_is_refused():
     assert config(executor="processes", devices=2).devices == ("cuda:0", "cuda:1")
 
 
-@pytest.mark.parametrize("kind", EXECUTORS)
+@pytest.mark.parametrize("kind", REMOTE)
 def test_a_trainable_the_worker_cannot_import_fails_before_training(
     tmp_path, monkeypatch, kind, ray_session
 ):
@@ -291,7 +296,7 @@ def test_a_crashed_run_on_worker_processes_resumes(tmp_path, mode):
         assert resumed["best"]["score"] > 0.9 and ref["best"]["score"] > 0.9
 
 
-@pytest.mark.parametrize("kind", ["inprocess", *EXECUTORS])
+@pytest.mark.parametrize("kind", ["inprocess", *REMOTE])
 def test_replay_trains_on_a_worker_not_in_the_controller(tmp_path, kind, ray_session):
     cfg = config("pbt", trainable="toys:PidProbe")
     result = run(cfg, tmp_path / "r", executor=make(kind))

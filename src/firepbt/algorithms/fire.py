@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from firepbt.algorithms.base import Assign, Command, CopyWeights, Free, SetHparams, Worker
 from firepbt.algorithms.pbt import PBT
-from firepbt.core.curves import best_score_diff, binom_test
+from firepbt.core.curves import Curve, best_score_diff, binom_test, pairwise_best_score_diff
 from firepbt.core.space import SearchSpace
 
 
@@ -43,6 +44,7 @@ class FirePBT(PBT):
         truncation: float = 0.25,
         mode: str = "sync",
         smooth: bool = True,
+        gp_refit: float = 0.0,
     ) -> None:
         super().__init__(
             space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode
@@ -56,8 +58,18 @@ class FirePBT(PBT):
         mins = list(min_steps_before_eval or [0] * len(subpopulations))
         self.min_steps = [0, *mins]
         self.smooth = smooth
+        #: Curve.gp_refit of every curve compared (0: exact GP fits; see core/curves.py).
+        self.gp_refit = gp_refit
         #: Diagnostics of the latest evaluator checks, drained and journalled by the loop.
         self.checks: list[dict[str, Any]] = []
+        self._pair_cache: dict[int, _PairCache] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The pair cache is derived data (rebuilt on the next fitness call): checkpoints
+        # leave it out, and a resumed run computes the same numbers without it.
+        state = self.__dict__.copy()
+        state["_pair_cache"] = {}
+        return state
 
     def evaluators(self) -> list[Worker]:
         """The evaluator workers."""
@@ -69,27 +81,66 @@ class FirePBT(PBT):
         if subpop == 1:
             return super().fitness(subpop)
         phi = [w for w in self.members(subpop) if w.evaluator is not None]
-        curves = {
-            w.id: self.floored(self.workers[w.evaluator].curve)
-            for w in phi
-            if w.evaluator is not None
-        }
-        out: dict[int, float] = {}
-        for j in curves:
-            out[j] = float(
-                sum(
-                    best_score_diff(curves[j], curves[k], smooth=self.smooth)
-                    for k in curves
-                    if k != j
-                )
-            )
-        return out
+        ids = [w.id for w in phi]
+        curves = [
+            self.floored(self.workers[w.evaluator].curve) for w in phi if w.evaluator is not None
+        ]
+        diffs = self._pair_diffs(subpop, ids, curves)
+        cache = self._pair_cache[subpop]
+        if cache.fitness is None:
+            # The sum of SPEC "Parent fitness", term by term in member order as the plain
+            # Python sum over pairs would add them, so the ranking is the same to the last bit.
+            rows = diffs.tolist()
+            cache.fitness = {
+                j: float(sum(rows[x][:x] + rows[x][x + 1 :])) for x, j in enumerate(ids)
+            }
+        return dict(cache.fitness)
+
+    def _pair_diffs(self, subpop: int, ids: list[int], curves: list[Curve]) -> np.ndarray:
+        """diffs[x, y] = best_score_diff(curves[x], curves[y]), from the previous call's
+        matrix where both curves are unchanged (the same object, no new point), so only
+        the pairs touching a curve that changed are computed (vectorised), each once: the
+        other half is its negation (best_score_diff is antisymmetric, exactly)."""
+        m = len(ids)
+        old = self._pair_cache.get(subpop)
+        if (
+            old is not None
+            and old.ids == ids
+            and all(a is b for a, b in zip(old.curves, curves, strict=True))
+            and old.lens == [len(c) for c in curves]
+        ):
+            return old.diffs  # nothing changed since the last call (its fitness is kept)
+        diffs = np.zeros((m, m))
+        fresh = np.ones(m, dtype=bool)
+        if old is not None:
+            where = {i: x for x, i in enumerate(old.ids)}
+            keep = [
+                (x, where[i])
+                for x, i in enumerate(ids)
+                if i in where
+                and old.curves[where[i]] is curves[x]
+                and old.lens[where[i]] == len(curves[x])
+            ]
+            if keep:
+                new_ix, old_ix = (np.array(v, dtype=np.int64) for v in zip(*keep, strict=True))
+                diffs[np.ix_(new_ix, new_ix)] = old.diffs[np.ix_(old_ix, old_ix)]
+                fresh[new_ix] = False
+        upper = np.triu(np.ones((m, m), dtype=bool), k=1)
+        upper &= fresh[:, None] | fresh[None, :]
+        pairs = np.argwhere(upper)
+        if len(pairs):
+            v = pairwise_best_score_diff(curves, pairs, smooth=self.smooth)
+            diffs[pairs[:, 0], pairs[:, 1]] = v
+            diffs[pairs[:, 1], pairs[:, 0]] = -v + 0.0
+        self._pair_cache[subpop] = _PairCache(ids, curves, [len(c) for c in curves], diffs)
+        return diffs
 
     # -- events ---------------------------------------------------------------------
 
     def on_result(self, worker: int, step: int, score: float) -> list[Command]:
         super().on_result(worker, step, score)
         w = self.workers[worker]
+        w.curve.gp_refit = self.gp_refit
         cmds: list[Command] = []
         if w.role == "evaluator" and w.parent is not None and w.diverged:
             self.free(w.id, "diverged", cmds)
@@ -204,6 +255,17 @@ class FirePBT(PBT):
             return self.workers[best]
         pool = self.members(child)
         return pool[int(self.rng.integers(len(pool)))]
+
+
+@dataclass
+class _PairCache:
+    """The pair matrix of one parent sub-population at the latest fitness call."""
+
+    ids: list[int]
+    curves: list[Curve]  # held, so an unchanged curve is recognised by identity
+    lens: list[int]
+    diffs: np.ndarray
+    fitness: dict[int, float] | None = None  # the sums, once computed
 
 
 def max_significant_points(p_stat: float) -> int:

@@ -13,6 +13,7 @@ from firepbt.config.settings import (
     PBTSettings,
     RandomSettings,
     RaySettings,
+    SimulatedSettings,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "PBTSettings",
     "RandomSettings",
     "RaySettings",
+    "SimulatedSettings",
     "apply_overrides",
     "load_config",
     "parse_override",

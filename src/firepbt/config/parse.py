@@ -21,6 +21,7 @@ from firepbt.config.settings import (
     PBTSettings,
     RandomSettings,
     RaySettings,
+    SimulatedSettings,
 )
 from firepbt.core.errors import ConfigError
 from firepbt.core.space import SearchSpace
@@ -42,6 +43,11 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     devices = _devices(f)
     max_retries = f.positive_int("max_retries", 3, minimum=0)
     ray = _ray(f.get("ray", dict, {}), search_path)
+    simulated = _simulated(f.get("simulated", dict, {}))
+    if "simulated" in f.table and executor != "simulated":
+        raise ConfigError(
+            f"simulated: this table sets up the simulated executor, but executor is {executor!r}"
+        )
     if devices and executor != "processes":
         raise ConfigError(
             f"devices: only the processes executor pins slots to devices (executor is "
@@ -96,6 +102,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
         devices=devices,
         max_retries=max_retries,
         ray=ray,
+        simulated=simulated,
         tensorboard=tensorboard,
         checkpoints=checkpoints,
         keep_best_checkpoints=keep_best_checkpoints,
@@ -119,6 +126,40 @@ def _devices(f: Fields) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"devices: each device may appear once, got {value!r}")
     return names
+
+
+def _simulated(table: Any) -> SimulatedSettings:
+    f = Fields(table, "simulated")
+    d = SimulatedSettings()
+    out = SimulatedSettings(
+        step_seconds=f.get("step_seconds", float, d.step_seconds),
+        speed_sigma=f.get("speed_sigma", float, d.speed_sigma),
+        stragglers=f.get("stragglers", float, d.stragglers),
+        straggler_slowdown=f.get("straggler_slowdown", float, d.straggler_slowdown),
+        failure_rate=f.get("failure_rate", float, d.failure_rate),
+    )
+    f.done()
+    if not out.step_seconds > 0:
+        raise ConfigError(
+            f"simulated.step_seconds: virtual seconds per step must be > 0, got {out.step_seconds}"
+        )
+    if out.speed_sigma < 0:
+        raise ConfigError(f"simulated.speed_sigma: must be >= 0, got {out.speed_sigma}")
+    if not 0 <= out.stragglers <= 1:
+        raise ConfigError(
+            f"simulated.stragglers: a fraction of the workers, in [0, 1]; got {out.stragglers}"
+        )
+    if out.straggler_slowdown < 1:
+        raise ConfigError(
+            "simulated.straggler_slowdown: how many times slower a straggler is, >= 1; "
+            f"got {out.straggler_slowdown}"
+        )
+    if not 0 <= out.failure_rate < 1:
+        raise ConfigError(
+            "simulated.failure_rate: a probability per attempt in [0, 1) (1 would fail every "
+            f"task); got {out.failure_rate}"
+        )
+    return out
 
 
 def _ray(table: Any, search_path: str | None) -> RaySettings:
@@ -188,6 +229,15 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             )
         default_evaluators = max(1, (3 * (n - 1) * size) // 4)
         evaluators = f.positive_int("evaluators", default_evaluators)
+        if evaluators > (n - 1) * size:
+            raise ConfigError(
+                f"algorithm.evaluators: {evaluators} evaluators but the parent sub-populations "
+                f"P_2..P_{n} hold {(n - 1) * size} members, and each member has at most one "
+                "evaluator at a time: the others could never work (SPEC 'FIRE PBT')"
+            )
+        gp_refit = f.get("gp_refit", float, 0.0)
+        if gp_refit < 0:
+            raise ConfigError(f"algorithm.gp_refit: must be >= 0 (0: exact), got {gp_refit}")
         p_stat = f.get("p_stat", float, 0.01)
         if not 0 < p_stat < 1:
             raise ConfigError(f"algorithm.p_stat: must be in (0, 1), got {p_stat}")
@@ -207,6 +257,7 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             min_steps_before_eval=tuple(mins_list),
             truncation=_truncation(f),
             smooth=f.get("smooth", bool, True),
+            gp_refit=float(gp_refit),
         )
     f.done()
     return settings

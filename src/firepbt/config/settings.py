@@ -55,6 +55,10 @@ class FireSettings:
     min_steps_before_eval: tuple[int, ...] = ()  # one per parent sub-population P_2..P_n
     truncation: float = 0.25
     smooth: bool = True
+    # GP hyperparameters are refitted once a curve has grown by this fraction since its
+    # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
+    # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)
+    gp_refit: float = 0.0
 
     @property
     def workers(self) -> int:
@@ -62,7 +66,18 @@ class FireSettings:
 
 
 AlgorithmSettings = RandomSettings | PBTSettings | FireSettings
-EXECUTORS = ("inprocess", "processes", "ray")
+EXECUTORS = ("inprocess", "processes", "ray", "simulated")
+
+
+@dataclass(frozen=True)
+class SimulatedSettings:
+    """The ``[simulated]`` table: the virtual cluster of the simulated executor."""
+
+    step_seconds: float = 1.0  # virtual seconds per training step of a worker of speed 1
+    speed_sigma: float = 0.25  # sigma of the log-normal worker speeds (median 1)
+    stragglers: float = 0.05  # fraction of the workers that are straggler_slowdown x slower
+    straggler_slowdown: float = 3.0
+    failure_rate: float = 0.0  # probability that one attempt of a task fails part-way
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class Config:
     devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
     max_retries: int = 3  # re-runs of a task whose worker process or actor died
     ray: RaySettings = field(default_factory=RaySettings)
+    simulated: SimulatedSettings = field(default_factory=SimulatedSettings)
     tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.report.tensorboard)
     checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
     keep_best_checkpoints: bool = False  # keep the best network's weights after the run
@@ -142,6 +158,7 @@ class Config:
             "devices": list(self.devices),
             "max_retries": self.max_retries,
             "ray": {k: v for k, v in asdict(self.ray).items() if v is not None},
+            **({"simulated": asdict(self.simulated)} if self.executor == "simulated" else {}),
             "tensorboard": self.tensorboard,
             "checkpoints": self.checkpoints,
             "keep_best_checkpoints": self.keep_best_checkpoints,

@@ -8,6 +8,7 @@ exposes the overlapping sections both are computed on.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -15,13 +16,28 @@ from typing import Any
 import numpy as np
 from scipy.special import bdtrc
 
-__all__ = ["Curve", "overlap", "best_score_diff", "binom_test", "N_DELTAS", "GP_FIT_POINTS"]
+__all__ = [
+    "Curve",
+    "overlap",
+    "best_score_diff",
+    "pairwise_best_score_diff",
+    "binom_test",
+    "N_DELTAS",
+    "GP_FIT_POINTS",
+    "STATS",
+]
 
 N_DELTAS = 32
 """Number of penalties δ tried when two curves do not overlap (SPEC "No overlap")."""
 
 GP_FIT_POINTS = 64
 """Longer curves fit the GP hyperparameters on this many evenly thinned points."""
+
+STATS = {"fits": 0, "conditioned": 0, "pairs": 0}
+"""Diagnostic counters for the controller benchmark (``benchmarks/controller.py``):
+GP hyperparameter fits, posterior means computed with kept hyperparameters
+(``gp_refit > 0``) and curve pairs compared by best_score_diff. They count work only;
+nothing reads them to decide anything."""
 
 _BLAS: Any = None
 
@@ -48,9 +64,21 @@ class Curve:
     recomputed only after the curve gained points.
     """
 
-    __slots__ = ("_steps", "_scores", "_n", "_n_bad", "_own_smoothing", "_smoothed", "_floored")
+    __slots__ = (
+        "_steps",
+        "_scores",
+        "_n",
+        "_n_bad",
+        "_own_smoothing",
+        "_smoothed",
+        "_floored",
+        "_kernel",
+        "gp_refit",
+    )
 
-    def __init__(self, steps: _ArrayIn = (), scores: _ArrayIn = ()) -> None:
+    def __init__(
+        self, steps: _ArrayIn = (), scores: _ArrayIn = (), *, gp_refit: float = 0.0
+    ) -> None:
         st = np.array(steps, dtype=np.int64).reshape(-1)
         sc = np.array(scores, dtype=np.float64).reshape(-1)
         if st.shape != sc.shape:
@@ -66,6 +94,12 @@ class Curve:
         self._own_smoothing = False
         self._smoothed: np.ndarray | None = None
         self._floored: tuple[float, Curve] | None = None
+        # (n at the fit, Matérn length scale in steps, constant, noise) of the latest
+        # hyperparameter fit; reused for posterior means while the curve has grown by
+        # less than the fraction gp_refit since (0: every smoothing refits, the exact
+        # empirical Bayes of SPEC "Smoothing").
+        self._kernel: tuple[int, float, float, float] | None = None
+        self.gp_refit = float(gp_refit)
 
     @property
     def steps(self) -> np.ndarray:
@@ -126,7 +160,14 @@ class Curve:
             if self._own_smoothing or self._n < 3 or self._n_bad or bool(np.all(y == y[0])):
                 self._smoothed = y
             else:
-                self._smoothed = _gp_posterior_mean(self.steps, y)
+                k = self._kernel
+                if self.gp_refit > 0 and k is not None and self._n < k[0] * (1 + self.gp_refit):
+                    STATS["conditioned"] += 1
+                    self._smoothed = _gp_condition(self.steps, y, k[1:])
+                else:
+                    STATS["fits"] += 1
+                    self._smoothed, kernel = _gp_fit(self.steps, y)
+                    self._kernel = None if kernel is None else (self._n, *kernel)
                 self._smoothed.flags.writeable = False
         return self._smoothed
 
@@ -149,9 +190,10 @@ class Curve:
 
     def copy(self) -> Curve:
         """An independent copy (shares the immutable cached smoothing)."""
-        out = Curve(self.steps, self.scores)
+        out = Curve(self.steps, self.scores, gp_refit=self.gp_refit)
         out._own_smoothing = self._own_smoothing
         out._smoothed = self._smoothed
+        out._kernel = self._kernel
         return out
 
 
@@ -161,6 +203,168 @@ def _gp_posterior_mean(steps: np.ndarray, y: np.ndarray) -> np.ndarray:
     Hyperparameters maximise the marginal likelihood (empirical Bayes) with L-BFGS and no
     restarts, so the fit is deterministic. If the fit fails, the raw scores are returned.
     """
+    return _gp_fit(steps, y)[0]
+
+
+def _gp_fit(
+    steps: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    """:func:`_gp_posterior_mean` and the fitted (length scale in steps, constant, noise).
+
+    The kernel is None when the fit failed (the raw scores are then the smoothing).
+
+    This is scikit-learn's ``GaussianProcessRegressor(ConstantKernel(1.0, (1e-3, 1e3)) *
+    Matern(0.3, (1e-3, 1e3), nu=2.5) + WhiteKernel(0.1, (1e-8, 1e1)), normalize_y=True,
+    n_restarts_optimizer=0)`` fit and predict, written out: the same floating-point
+    operations in the same order (kernel, Cholesky, the marginal likelihood and its
+    gradient, the same L-BFGS-B call), without the kernel objects' bookkeeping, which
+    was most of a fit's time. ``tests/test_curves.py`` checks it against scikit-learn
+    bit for bit (:func:`_gp_fit_sklearn`).
+    """
+    n = y.size
+    span = float(steps[-1] - steps[0])
+    # Steps scaled to [0, 1] for numerical stability (the length scale is then relative).
+    x = (steps - steps[0]) / span if span > 0 else np.linspace(0.0, 1.0, n)
+    X = np.asarray(x, dtype=np.float64).reshape(-1, 1)
+    try:
+        with _one_blas_thread():
+            if n <= GP_FIT_POINTS:
+                theta = _lml_argmax(X, y)
+            else:
+                # Engineering choice: a member's curve can reach ~1000 points and each
+                # marginal-likelihood evaluation is O(n^3). Fit the hyperparameters on
+                # GP_FIT_POINTS evenly thinned points, then condition on every point with
+                # them fixed. Still empirical Bayes, on a subsample of the same curve.
+                idx = np.unique(np.linspace(0, n - 1, GP_FIT_POINTS).round().astype(np.int64))
+                theta = _lml_argmax(X[idx], y[idx])
+                # scikit-learn's second regressor reads the kernel's theta back (log of
+                # the exponentiated values) before conditioning: the same here
+                theta = np.log(np.hstack([np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])]))
+            mean = _posterior_mean(X, y, theta)
+    except (np.linalg.LinAlgError, ValueError):
+        return y.copy(), None
+    if not bool(np.all(np.isfinite(mean))):
+        return y.copy(), None
+    c, length, noise = np.exp(theta)  # (C, Matérn length scale, white noise)
+    scale = span if span > 0 else 1.0 / max(n - 1, 1)  # x units -> steps
+    return mean, (float(length) * scale, float(c), float(noise))
+
+
+_THETA0 = np.log(np.hstack([1.0, 0.3, 0.1]))  # C, Matérn length scale, white noise
+_BOUNDS = np.log(np.vstack([(1e-3, 1e3), (1e-3, 1e3), (1e-8, 1e1)]))
+_JITTER = 1e-10  # scikit-learn's default alpha, added to the diagonal
+
+
+def _normalised(y: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+    mean = np.mean(y, axis=0)
+    std = np.std(y, axis=0)
+    if std == 0.0:
+        std = 1.0
+    return (y - mean) / std, mean, std
+
+
+def _kernel(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
+    """K(X, X) of C·Matérn(5/2) + white noise at log-hyperparameters ``theta`` (and dK/dθ)."""
+    from scipy.spatial.distance import squareform
+
+    c, length, noise = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])
+    n = X.shape[0]
+    length = np.squeeze(length).astype(float)
+    # pdist(X / length, "euclidean") for one-dimensional X: sqrt((u - v)^2), pairs (i < j)
+    # in row-major order, the same operations as SciPy's C loop, without its wrappers
+    z = (X / length)[:, 0]
+    i, j = np.triu_indices(n, 1)
+    dists = np.sqrt((z[i] - z[j]) ** 2)
+    km = dists * math.sqrt(5)
+    km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
+    km = squareform(km)
+    np.fill_diagonal(km, 1)
+    kc = np.full((n, n), c, dtype=np.array(c).dtype)
+    white = noise * np.eye(n)
+    k = kc * km + white
+    if not gradient:
+        return k
+    d = squareform(dists**2)[:, :, np.newaxis]
+    tmp = np.sqrt(5 * d.sum(-1))[..., np.newaxis]
+    km_grad = (5.0 / 3.0 * d * (tmp + 1) * np.exp(-tmp))[:, :].sum(-1)[:, :, np.newaxis]
+    kc_grad = np.full((n, n, 1), c, dtype=np.array(c).dtype)
+    prod_grad = np.dstack((kc_grad * km[:, :, np.newaxis], km_grad * kc[:, :, np.newaxis]))
+    return k, np.dstack((prod_grad, noise * np.eye(n)[:, :, np.newaxis]))
+
+
+def _cholesky(k: np.ndarray) -> np.ndarray:
+    """scipy.linalg.cholesky(k, lower=True) without its wrappers (the same LAPACK call)."""
+    from scipy.linalg.lapack import dpotrf
+
+    c, info = dpotrf(k, lower=1, overwrite_a=0, clean=1)
+    if info > 0:
+        raise np.linalg.LinAlgError(f"{info}-th leading minor not positive definite")
+    if info < 0:
+        raise ValueError(f"dpotrf: illegal value in argument {-info}")
+    return np.asarray(c)
+
+
+def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """scipy.linalg.cho_solve((L, True), b) without its wrappers (the same LAPACK call)."""
+    from scipy.linalg.lapack import dpotrs
+
+    x, info = dpotrs(L, b, lower=1, overwrite_b=0)
+    if info != 0:
+        raise ValueError(f"dpotrs: illegal value in argument {-info}")
+    return np.asarray(x)
+
+
+def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log-hyperparameters maximising the marginal likelihood (L-BFGS-B from _THETA0)."""
+    from scipy.optimize import minimize
+
+    yt = _normalised(y)[0][:, np.newaxis]
+    log_2pi = np.log(2 * np.pi)
+
+    def neg_lml(theta: np.ndarray) -> tuple[Any, np.ndarray]:
+        k, k_grad = _kernel(X, theta, True)
+        k[np.diag_indices_from(k)] += _JITTER
+        try:
+            L = _cholesky(k)
+        except np.linalg.LinAlgError:
+            return np.inf, -np.zeros_like(theta)
+        alpha = _cho_solve(L, yt)
+        lml = -0.5 * np.einsum("ik,ik->k", yt, alpha)
+        lml -= np.log(np.diag(L)).sum()
+        lml -= k.shape[0] / 2 * log_2pi
+        inner = np.einsum("ik,jk->ijk", alpha, alpha)
+        k_inv = _cho_solve(L, np.eye(k.shape[0]))
+        inner -= k_inv[..., np.newaxis]
+        grad = 0.5 * np.einsum("ijl,jik->kl", inner, k_grad)
+        return -lml.sum(axis=-1), -grad.sum(axis=-1)
+
+    return np.asarray(minimize(neg_lml, _THETA0, method="L-BFGS-B", jac=True, bounds=_BOUNDS).x)
+
+
+def _posterior_mean(X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """GP posterior mean at the training inputs with fixed log-hyperparameters."""
+    from scipy.spatial.distance import cdist
+
+    yn, mean, std = _normalised(y)
+    k = _kernel(X, theta, False)
+    k[np.diag_indices_from(k)] += _JITTER
+    L = _cholesky(k)
+    alpha = _cho_solve(L, yn)
+    c, length = np.exp(theta[0]), np.exp(theta[1])
+    length = np.squeeze(length).astype(float)
+    km = cdist(X / length, X / length, metric="euclidean") * math.sqrt(5)
+    km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
+    n = X.shape[0]
+    k_trans = np.full((n, n), c, dtype=np.array(c).dtype) * km + np.zeros((n, n))
+    out = std * (k_trans @ alpha) + mean
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def _gp_fit_sklearn(
+    steps: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    """:func:`_gp_fit` through scikit-learn's GaussianProcessRegressor (the reference the
+    tests compare :func:`_gp_fit` with)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -190,8 +394,40 @@ def _gp_posterior_mean(steps: np.ndarray, y: np.ndarray) -> np.ndarray:
                 full = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
                 mean = full.fit(X, y).predict(X)
     except (np.linalg.LinAlgError, ValueError):
-        return y.copy()
+        return y.copy(), None
     mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+    if not bool(np.all(np.isfinite(mean))):
+        return y.copy(), None
+    c, length, noise = np.exp(gp.kernel_.theta)  # (C, Matérn length scale, white noise)
+    scale = span if span > 0 else 1.0 / max(n - 1, 1)  # x units -> steps
+    return mean, (float(length) * scale, float(c), float(noise))
+
+
+def _gp_condition(
+    steps: np.ndarray, y: np.ndarray, kernel: tuple[float, float, float]
+) -> np.ndarray:
+    """Posterior mean at ``steps`` with kept hyperparameters (no marginal-likelihood fit).
+
+    The same model as :func:`_gp_fit` (normalised y, C·Matérn(5/2) + white noise, jitter
+    1e-10 as scikit-learn adds): one Cholesky of an n × n matrix, in NumPy. The length
+    scale is kept in steps, so it keeps its meaning while the curve grows.
+    """
+    from scipy.linalg import cho_factor, cho_solve
+
+    length, c, noise = kernel
+    x = np.asarray(steps, dtype=np.float64)
+    mu = float(y.mean())
+    sd = float(y.std())
+    sd = sd if sd > 0 else 1.0
+    yn = (y - mu) / sd
+    d = np.abs(x[:, None] - x[None, :]) * (math.sqrt(5.0) / length)
+    kf = c * (1.0 + d + d * d / 3.0) * np.exp(-d)
+    k = kf + np.eye(x.size) * (noise + 1e-10)
+    try:
+        alpha = cho_solve(cho_factor(k, lower=True, check_finite=False), yn, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return y.copy()
+    mean = kf @ alpha * sd + mu
     return mean if bool(np.all(np.isfinite(mean))) else y.copy()
 
 
@@ -292,6 +528,11 @@ def best_score_diff(a: Curve, b: Curve, *, smooth: bool = True) -> float:
     Antisymmetric: best_score_diff(a, b) == -best_score_diff(b, a). An empty or one-point
     curve gives 0.0 (nothing to compare).
     """
+    STATS["pairs"] += 1
+    return _best_score_diff(a, b, smooth)
+
+
+def _best_score_diff(a: Curve, b: Curve, smooth: bool) -> float:
     if len(a) < 2 or len(b) < 2:
         # Empty: nothing to compare. One point: n = 0 for every start and every δ (a
         # penalised curve keeps its length), so no overlap is ever found and the answer is 0.
@@ -327,3 +568,130 @@ def binom_test(a: Curve, b: Curve, *, smooth: bool = True) -> float | None:
     k = int(np.count_nonzero(a.scores[s_a + 1 : s_a + n + 1] > b.scores[s_b + 1 : s_b + n + 1]))
     # bdtrc(k - 1, n, p) = P(X > k - 1) = P(X >= k); the ufunc behind scipy.stats.binom.sf.
     return 1.0 if k == 0 else float(bdtrc(k - 1, n, 0.5))
+
+
+def pairwise_best_score_diff(
+    curves: Sequence[Curve], pairs: np.ndarray, *, smooth: bool = True
+) -> np.ndarray:
+    """best_score_diff(curves[i], curves[j]) for every row (i, j) of ``pairs``, at once.
+
+    The same numbers as :func:`best_score_diff` bit for bit: the same comparisons, maxima
+    and subtractions of the same values (and the same δ grid as ``np.linspace`` makes it),
+    vectorised over all pairs, for both the overlap and the "No overlap" cases. The curves
+    should be finite (floored, SPEC "Bad scores"): a pair holding a non-finite curve, or
+    whose δ grid is degenerate, is answered by the scalar :func:`best_score_diff`.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    STATS["pairs"] += len(pairs)
+    out = np.zeros(len(pairs))
+    if not len(pairs) or not curves:
+        return out
+    m = len(curves)
+    lens = np.array([len(c) for c in curves], dtype=np.int64)
+    finite = np.array([c.is_finite() for c in curves])
+    width = max(int(lens.max()), 1)
+    y = np.full((m, width), -np.inf)
+    cm = np.full((m, width), np.inf)  # running max of ŷ, +inf past the end
+    cm_low = np.full((m, width), -np.inf)  # the same, -inf past the end
+    h0 = np.zeros(m)
+    h_min = np.zeros(m)
+    h_max = np.zeros(m)
+    for i, c in enumerate(curves):
+        if lens[i] and finite[i]:
+            h = _yhat(c, smooth)
+            y[i, : lens[i]] = c.scores
+            cm[i, : lens[i]] = cm_low[i, : lens[i]] = np.maximum.accumulate(h)
+            h0[i], h_min[i], h_max[i] = h[0], h.min(), h.max()
+    ia, ib = pairs[:, 0], pairs[:, 1]
+    scalar = ~(finite[ia] & finite[ib])
+    live = (lens[ia] >= 2) & (lens[ib] >= 2) & ~scalar
+    a_high = h0[ia] >= h0[ib]  # the higher-starting curve (ties: a) starts at 0
+    other = np.where(a_high, ib, ia)
+    t = np.where(a_high, h0[ia], h0[ib])
+    # first r with ŷ_other[r] >= t = number of running-max entries below t
+    r = (cm[other] < t[:, None]).sum(axis=1)
+    s_a = np.where(a_high, 0, r)
+    s_b = np.where(a_high, r, 0)
+    n = np.minimum(lens[ia] - 1 - s_a, lens[ib] - 1 - s_b)
+    ov = live & (r < lens[other]) & (n > 0)
+    table = [y]
+    w = 1
+    while 2 * w <= width:
+        prev = table[-1]
+        table.append(np.concatenate([np.maximum(prev[:, :-w], prev[:, w:]), prev[:, -w:]], 1))
+        w *= 2
+    tab = np.stack(table)  # tab[k, c, s] = max(y_c[s : s + 2^k]) (within the row)
+
+    def range_max(c: np.ndarray, lo: np.ndarray, nn: np.ndarray) -> np.ndarray:
+        """max(y_c[lo : lo + nn + 1]), elementwise."""
+        k = np.frexp((nn + 1).astype(np.float64))[1] - 1  # floor(log2(nn + 1))
+        return np.maximum(tab[k, c, lo], tab[k, c, lo + nn + 1 - (1 << k)])
+
+    if ov.any():
+        out[ov] = range_max(ia[ov], s_a[ov], n[ov]) - range_max(ib[ov], s_b[ov], n[ov])
+    rest = np.flatnonzero(live & ~ov)
+    if rest.size:
+        # SPEC "No overlap": u starts strictly higher (equal starts always overlap here)
+        up = h0[ia[rest]] > h0[ib[rest]]
+        u = np.where(up, ia[rest], ib[rest])
+        lo_c = np.where(up, ib[rest], ia[rest])
+        pen, done = _penalised_many(y, cm, cm_low, h0, h_min, h_max, lens, u, lo_c, range_max)
+        out[rest[done]] = np.where(up[done], pen[done] + 0.0, -pen[done] + 0.0)
+        scalar[rest[~done]] = True
+    for p in np.flatnonzero(scalar):
+        i, j = int(ia[p]), int(ib[p])
+        out[p] = _best_score_diff(curves[i], curves[j], smooth)
+    return out
+
+
+def _penalised_many(
+    y: np.ndarray,
+    cm: np.ndarray,
+    cm_low: np.ndarray,
+    h0: np.ndarray,
+    h_min: np.ndarray,
+    h_max: np.ndarray,
+    lens: np.ndarray,
+    u: np.ndarray,
+    low: np.ndarray,
+    range_max: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_penalised_diff` for the pairs (u[p], low[p]), vectorised over pairs and δ.
+
+    Returns (values, done): pairs whose δ grid is degenerate (a zero step, where
+    ``np.linspace`` computes the grid another way) are left to the scalar path.
+    """
+    out = np.zeros(u.size)
+    lo = h_min[u] - h_max[low]
+    lo = np.where(lo > 0, lo, 0.0)  # max(0.0, ·) as Python computes it
+    hi = h_min[u] - h_min[low]
+    step = (hi - lo) / (N_DELTAS - 1)
+    grid = hi >= lo
+    done = ~grid | (step != 0)
+    use = np.flatnonzero(grid & (step != 0))
+    if not use.size:
+        return out, done
+    u, low, lo, hi, step = u[use], low[use], lo[use], hi[use], step[use]
+    # np.linspace(lo, hi, N_DELTAS) for one pair: arange * step + lo, the last one hi
+    d = np.arange(N_DELTAS, dtype=np.float64)[None, :] * step[:, None]
+    d += lo[:, None]
+    d[:, -1] = hi
+    nu, nl = lens[u][:, None], lens[low][:, None]
+    hu0, hl0 = h0[u][:, None], h0[low][:, None]
+    u_high = (hu0 - d) >= hl0  # penalised u starts higher (ties: penalised u)
+    # u higher: s_l = first r with ŷl[r] >= ŷu[0] - δ (running max: count of entries below)
+    s_l = np.where(u_high, (cm[low][:, None, :] < (hu0 - d)[:, :, None]).sum(axis=2), 0)
+    # l higher: s_u = first r with ŷu[r] - δ >= ŷl[0]
+    reach = (cm_low[u][:, None, :] - d[:, :, None]) >= hl0[:, :, None]
+    s_u = np.where(u_high, 0, np.where(reach.any(axis=2), reach.argmax(axis=2), nu))
+    n = np.minimum(nu - 1 - s_u, nl - 1 - s_l)
+    ok = (s_u < nu) & (s_l < nl) & (n > 0)
+    diffs = np.full(d.shape, -np.inf)
+    if ok.any():
+        p, q = np.nonzero(ok)
+        diffs[p, q] = (range_max(u[p], s_u[p, q], n[p, q]) - d[p, q]) - range_max(
+            low[p], s_l[p, q], n[p, q]
+        )
+    best = diffs.max(axis=1)
+    out[use] = np.where(ok.any(axis=1) & (best > 0), best, 0.0)
+    return out, done

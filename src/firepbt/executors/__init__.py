@@ -23,7 +23,8 @@ __all__ = [
 
 
 def make_executor(config: Config) -> Executor:
-    """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``)."""
+    """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``,
+    ``[simulated]``)."""
     if config.executor == "processes":
         return ProcessExecutor(config.slots, devices=config.devices, max_retries=config.max_retries)
     if config.executor == "ray":
@@ -43,4 +44,8 @@ def make_executor(config: Config) -> Executor:
             node_wait_s=config.ray.node_wait,
             max_retries=config.max_retries,
         )
+    if config.executor == "simulated":
+        from firepbt.executors.simulated import SimulatedExecutor
+
+        return SimulatedExecutor(config.simulated, max_retries=config.max_retries)
     return InProcessExecutor()

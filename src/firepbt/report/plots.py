@@ -41,19 +41,113 @@ __all__ = [
 Events = Sequence[Mapping[str, Any]]
 
 
-def _events(run: str | Path | Events) -> list[Mapping[str, Any]]:
-    return list(read_events(run)) if isinstance(run, str | Path) else list(run)
-
-
-def _direction(events: Events) -> str:
-    for ev in events:
-        if ev.get("ev") == "start":
-            return str(ev["config"].get("direction", "max"))
-    return "max"
+def _events(run: str | Path | Events) -> Iterable[Mapping[str, Any]]:
+    """The events of a run: streamed from the journal (never all in memory), or as given."""
+    return read_events(run) if isinstance(run, str | Path) else run
 
 
 def _better(a: float, b: float, direction: str) -> bool:
     return a > b if direction == "max" else a < b
+
+
+class _Scan:
+    """Everything the figures need, gathered in one pass over the journal.
+
+    A run of 10^6 events is read line by line (issue 12): only the results of the
+    extraction are kept, never the events themselves.
+    """
+
+    def __init__(self) -> None:
+        self.direction = "max"
+        self.best: Mapping[str, Any] | None = None
+        self.xs: list[int] = []
+        self.ys: list[float] = []
+        self.best_score = math.nan
+        self.front = 0
+        self.roles: list[tuple[str, int]] = []
+        self.names: list[str] = []
+        self.values: dict[tuple[int, str], dict[int, list[float]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.current: dict[int, dict[str, Any]] = {}
+        self.successes: list[dict[str, Any]] = []
+        self.lineage = Lineage()
+
+    def feed(self, events: Iterable[Mapping[str, Any]]) -> _Scan:
+        for ev in events:
+            kind = ev.get("ev")
+            if kind == "result":
+                self._result(ev)
+            elif kind == "copy":
+                new = self.lineage.fork(int(ev["src_net"]), int(ev["step"]))
+                if new != ev["net"]:
+                    raise ValueError(f"journal: copy creates net {ev['net']}, expected {new}")
+                if ev.get("reason") == "success":
+                    dst = int(ev["dst"])
+                    self.successes.append(
+                        {
+                            "step": int(ev["step"]),
+                            "target": dst,
+                            "hparams": dict(self.current.get(dst, {})),
+                        }
+                    )
+            elif kind == "start":
+                self.direction = str(ev["config"].get("direction", "max"))
+                self.roles = [(str(r), int(s or 0)) for r, s in ev["roles"]]
+                self.names = list(ev["config"]["space"].keys())
+                self.lineage = Lineage(int(ev["workers"]))
+        return self
+
+    def _result(self, ev: Mapping[str, Any]) -> None:
+        score = ev.get("score")
+        if score is not None and (
+            self.best is None or _better(score, self.best["score"], self.direction)
+        ):
+            self.best = ev
+        # best score so far against the furthest step any worker has reached
+        self.front = max(self.front, int(ev["step"]))
+        if score is not None and (
+            math.isnan(self.best_score) or _better(score, self.best_score, self.direction)
+        ):
+            self.best_score = float(score)
+        if not math.isnan(self.best_score):
+            if self.xs and self.xs[-1] == self.front:
+                self.ys[-1] = self.best_score
+            else:
+                self.xs.append(self.front)
+                self.ys.append(self.best_score)
+        w = int(ev["worker"])
+        self.current[w] = ev["hparams"]
+        sub = self.roles[w][1] if self.roles[w][0] == "member" else 0
+        for name in self.names:
+            v = ev["hparams"].get(name)
+            if isinstance(v, int | float):
+                self.values[(sub, name)][int(ev["step"])].append(float(v))
+        self.lineage.train(int(ev["net"]), int(ev["start"]), int(ev["step"]), ev["hparams"])
+
+    def best_result(self) -> dict[str, Any] | None:
+        return dict(self.best) if self.best is not None else None
+
+    def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.xs), np.asarray(self.ys)
+
+    def best_schedule(self) -> list[dict[str, Any]]:
+        if self.best is None:
+            return []
+        return self.lineage.schedule(int(self.best["net"]), int(self.best["step"]))
+
+    def hparam_bands(self) -> dict[str, Any]:
+        bands: dict[str, dict[int, dict[str, np.ndarray]]] = defaultdict(dict)
+        for (sub, name), by_step in self.values.items():
+            steps = sorted(by_step)
+            arr = [np.asarray(by_step[s]) for s in steps]
+            bands[name][sub] = {
+                "step": np.asarray(steps),
+                "median": np.asarray([np.median(a) for a in arr]),
+                "min": np.asarray([a.min() for a in arr]),
+                "max": np.asarray([a.max() for a in arr]),
+            }
+        return {"names": self.names, "bands": dict(bands), "successes": self.successes}
 
 
 # --------------------------------------------------------------------------- extract
@@ -61,47 +155,17 @@ def _better(a: float, b: float, direction: str) -> bool:
 
 def best_result(run: str | Path | Events) -> dict[str, Any] | None:
     """The result event with the best score (the first one to reach it), or None."""
-    events = _events(run)
-    direction = _direction(events)
-    best: Mapping[str, Any] | None = None
-    for ev in events:
-        if ev.get("ev") == "result" and ev.get("score") is not None:
-            if best is None or _better(ev["score"], best["score"], direction):
-                best = ev
-    return dict(best) if best is not None else None
+    return _Scan().feed(_events(run)).best_result()
 
 
 def best_curve(run: str | Path | Events) -> tuple[np.ndarray, np.ndarray]:
     """(steps, best score so far): x is the furthest step any worker has reached."""
-    events = _events(run)
-    direction = _direction(events)
-    xs: list[int] = []
-    ys: list[float] = []
-    best = math.nan
-    front = 0
-    for ev in events:
-        if ev.get("ev") != "result":
-            continue
-        front = max(front, int(ev["step"]))
-        s = ev.get("score")
-        if s is not None and (math.isnan(best) or _better(s, best, direction)):
-            best = float(s)
-        if not math.isnan(best):
-            if xs and xs[-1] == front:
-                ys[-1] = best
-            else:
-                xs.append(front)
-                ys.append(best)
-    return np.asarray(xs), np.asarray(ys)
+    return _Scan().feed(_events(run)).best_curve()
 
 
 def best_schedule(run: str | Path | Events) -> list[dict[str, Any]]:
     """The schedule (segments) of the best network, from the journal's lineage."""
-    events = _events(run)
-    best = best_result(events)
-    if best is None:
-        return []
-    return Lineage.from_events(events).schedule(int(best["net"]), int(best["step"]))
+    return _Scan().feed(_events(run)).best_schedule()
 
 
 def hparam_bands(run: str | Path | Events) -> dict[str, Any]:
@@ -112,41 +176,7 @@ def hparam_bands(run: str | Path | Events) -> dict[str, Any]:
     form their own group (sub-population 0). Successes are ``copy`` events with reason
     ``success``: (step, target worker, the target's hyperparameters at that step).
     """
-    events = _events(run)
-    roles: list[tuple[str, int]] = []
-    values: dict[tuple[int, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    current: dict[int, dict[str, Any]] = {}
-    successes: list[dict[str, Any]] = []
-    names: list[str] = []
-    for ev in events:
-        kind = ev.get("ev")
-        if kind == "start":
-            roles = [(str(r), int(s or 0)) for r, s in ev["roles"]]
-            names = list(ev["config"]["space"].keys())
-        elif kind == "result":
-            w = int(ev["worker"])
-            current[w] = ev["hparams"]
-            sub = roles[w][1] if roles[w][0] == "member" else 0
-            for name in names:
-                v = ev["hparams"].get(name)
-                if isinstance(v, int | float):
-                    values[(sub, name)][int(ev["step"])].append(float(v))
-        elif kind == "copy" and ev.get("reason") == "success":
-            dst = int(ev["dst"])
-            successes.append(
-                {"step": int(ev["step"]), "target": dst, "hparams": dict(current.get(dst, {}))}
-            )
-    bands: dict[str, dict[int, dict[str, np.ndarray]]] = defaultdict(dict)
-    for (sub, name), by_step in values.items():
-        steps = sorted(by_step)
-        arr = [np.asarray(by_step[s]) for s in steps]
-        bands[name][sub] = {
-            "step": np.asarray(steps),
-            "median": np.asarray([np.median(a) for a in arr]),
-            "min": np.asarray([a.min() for a in arr]),
-            "max": np.asarray([a.max() for a in arr]),
-        }
-    return {"names": names, "bands": dict(bands), "successes": successes}
+    return _Scan().feed(_events(run)).hparam_bands()
 
 
 # --------------------------------------------------------------------------- render
@@ -280,20 +310,20 @@ def _hold(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def plot_run(run_dir: str | Path) -> list[Path]:
     """PNG figures of one run, written to ``RUN_DIR/plots/``; returns their paths."""
     run_dir = Path(run_dir)
-    events = _events(run_dir)
+    scan = _Scan().feed(_events(run_dir))  # one streaming pass over the journal
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
-    direction = _direction(events)
+    direction = scan.direction
     paths = [
-        render_hparam_bands(hparam_bands(events), out / "hparams.png", title=run_dir.name),
+        render_hparam_bands(scan.hparam_bands(), out / "hparams.png", title=run_dir.name),
         render_best_curves(
-            {run_dir.name: [best_curve(events)]},
+            {run_dir.name: [scan.best_curve()]},
             out / "best_score.png",
             ylabel="best score" + (" (lower is better)" if direction == "min" else ""),
             log_y=direction == "min",
         ),
     ]
-    sched = best_schedule(events)
+    sched = scan.best_schedule()
     if sched:
         name = next(iter(sched[0]["hparams"]))
         paths.append(render_schedules({run_dir.name: [sched]}, out / "schedule.png", name=name))

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def submit(run: Run, w: int) -> None:
     run.busy[w] = True
     task = Task(w, run.token[w], run.config.eval_interval, dict(run.hparams[w]))
-    run.pending.append(task)
+    run.pending.pop(w, None)  # at most one task a worker; the dict keeps submission order
+    run.pending[w] = task
     run.executor.submit(task)
 
 
@@ -28,9 +29,10 @@ def invalidate(run: Run, w: int) -> None:
     """A queued or running task of ``w`` no longer belongs to the network it holds."""
     if run.busy[w]:
         run.executor.cancel(w)
-        run.pending = [t for t in run.pending if t.worker != w]
+        run.pending.pop(w, None)
     run.token[w] += 1
     run.busy[w] = False
+    run.woken.add(w)
 
 
 def handle(run: Run, r: TaskResult) -> bool:
@@ -42,7 +44,8 @@ def handle(run: Run, r: TaskResult) -> bool:
         return False
     assert run.journal is not None
     run.busy[w] = False
-    run.pending = [t for t in run.pending if t.worker != w]
+    run.woken.add(w)
+    run.pending.pop(w, None)
     start = run.step[w]
     run.step[w] = start + r.steps
     run.lineage.train(run.net[w], start, run.step[w], r.hparams)

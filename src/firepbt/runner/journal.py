@@ -59,7 +59,11 @@ class Journal:
 
     def write(self, event: Mapping[str, Any]) -> None:
         """Append ``event`` as one JSON line and flush it to the OS."""
-        line = (json.dumps(clean(event), sort_keys=False, allow_nan=False) + "\n").encode()
+        try:  # the usual event holds plain JSON values only: no need to walk it first
+            text = json.dumps(event, allow_nan=False)
+        except (TypeError, ValueError):  # numpy values, NaN or inf: clean() them (same text)
+            text = json.dumps(clean(event), sort_keys=False, allow_nan=False)
+        line = (text + "\n").encode()
         self._fh.write(line)
         self._fh.flush()
         self._hash.update(line)

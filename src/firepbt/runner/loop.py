@@ -74,6 +74,9 @@ class Run:
         self.hparams: list[dict[str, Any]] = [{} for _ in range(n)]
         self.token = [0] * n
         self.busy = [False] * n
+        # workers that became idle since the async driver last submitted (not checkpointed:
+        # the driver starts from every worker)
+        self.woken: set[int] = set()
         self.since_ready = [0] * n
         self.evaluating: set[int] = set()
         self.lineage = Lineage(n)
@@ -86,7 +89,8 @@ class Run:
         self.last_log = 0  # async: the slowest member's step at the last ready point
         self.ready_points = 0  # ready points of the population so far = checkpoint number
         self.checkpointed = 0
-        self.pending: list[Task] = []  # submitted, not yet handled, in submission order
+        # submitted, not yet handled, in submission order (by worker: O(1) to drop one)
+        self.pending: dict[int, Task] = {}
         self.best_state: Any = None  # the best network's weights (keep_best_checkpoints)
         self.replayed: dict[str, float | None] | None = None  # the best schedule, replayed
         self.store: CheckpointStore | None = None
@@ -176,7 +180,7 @@ class Run:
             else:
                 for w, state in enumerate(loaded.states):
                     self.executor.set_state(w, state)
-                for task in self.pending:
+                for task in self.pending.values():
                     self.executor.submit(task)
             if self.config.mode == "sync":
                 drive_sync(self)

@@ -49,6 +49,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         truncation=a.truncation,
         mode=config.mode,
         smooth=a.smooth,
+        gp_refit=a.gp_refit,
     )
 
 

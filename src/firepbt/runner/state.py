@@ -81,7 +81,7 @@ def snapshot(run: Run) -> dict[str, Any]:
         "last_log": run.last_log,
         "ready_points": run.ready_points,
         "checkpointed": run.checkpointed,
-        "pending": [astuple(t) for t in run.pending],
+        "pending": [astuple(t) for t in run.pending.values()],
     }
 
 
@@ -89,4 +89,4 @@ def restore(run: Run, loop: dict[str, Any]) -> None:
     for key in SAVED:
         setattr(run, key, loop[key])
     run.evaluating = set(loop["evaluating"])
-    run.pending = [Task(*t) for t in loop["pending"]]
+    run.pending = {t.worker: t for t in (Task(*t) for t in loop["pending"])}
