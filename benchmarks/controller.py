@@ -8,15 +8,20 @@ configuration runs in a fresh Python process (its peak RSS is the controller's, 
 
 * ``ctl s/ready``: controller CPU seconds per ready point: the process's CPU time minus
   the CPU time spent inside the executor (training) and in checkpoint writes, over ready
-  points. CPU time, not wall time, so that the figure means something on a loaded
-  machine (wall time is recorded in the JSON as ``wall_s``);
+  points, plus the CPU time of GP fits done in a process pool (``algorithm.gp_workers``).
+  CPU time, not wall time, so that the figure means something on a loaded machine;
 * ``ready ms med/p99``: CPU milliseconds of ``decider.on_ready`` per ready event (sync:
   one event per ready point);
 * ``GP fits/ready``: GP hyperparameter fits (marginal-likelihood optimisations) per
   ready point, and ``GP cond/ready``: posterior means computed with kept hyperparameters;
 * ``bsd/ready``: best_score_diff evaluations (curve pairs) per ready point;
-* ``ckpt s/round``: checkpoint wall seconds per ready point, fsyncs included (sync rows;
-  checkpoints on);
+* ``ckpt s/round``: wall seconds per ready point the loop spent taking a checkpoint (sync
+  rows; checkpoints on): before issue 12b every file was written and fsynced there; since,
+  the loop only pickles (and waits for the previous write, if still going) and
+  ``ckpt write s/round`` is the background thread's wall seconds writing the files,
+  fsyncs included, while the run goes on;
+* ``wall s/ready``: wall seconds of the whole run per ready point (training here costs
+  microseconds; on a shared machine this is the least reliable column);
 * ``RSS MB``: peak resident memory of the process; ``journal B/ws``: journal bytes per
   worker-step (steps trained, summed over workers).
 
@@ -189,6 +194,9 @@ def measure_one(
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
         ckpt = sum(t for t, _ in run.checkpoint_stats)
+        writes = getattr(run.store, "writes", None)  # background writes (issue 12b)
+        if writes:
+            ckpt_cpu[0] += sum(c for _, c in writes)  # the writer thread's CPU time
         journal_bytes = (Path(tmp) / "run" / "events.jsonl").stat().st_size
         virtual = getattr(ex, "clock", None)
         virtual_compute = getattr(ex, "compute", None)
@@ -201,7 +209,9 @@ def measure_one(
     if mode == "sync":
         points = len(ready_ms)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ctl = cpu - train["seconds"] - ckpt_cpu[0]
+    # GP fits done in a process pool (algorithm.gp_workers > 1) are controller work too
+    pool_cpu = float(stats.get("parallel_cpu", 0.0)) if stats is not None else 0.0
+    ctl = cpu - train["seconds"] - ckpt_cpu[0] + pool_cpu
     ready_sorted = sorted(ready_ms)
     return {
         "algo": algo,
@@ -217,6 +227,8 @@ def measure_one(
         "ready_points": points,
         "ready_events": len(ready_ms),
         "ctl_s_per_ready": ctl / max(points, 1),
+        "pool_cpu_s": pool_cpu,
+        "wall_s_per_ready": wall / max(points, 1),
         "ready_ms_median": statistics.median(ready_ms) if ready_ms else None,
         "ready_ms_p99": ready_sorted[int(0.99 * (len(ready_sorted) - 1))] if ready_ms else None,
         "fits_per_ready": counts["fits"] / max(points, 1),
@@ -225,6 +237,7 @@ def measure_one(
         "ckpt_s_per_round": ckpt / max(len(run.checkpoint_stats), 1)
         if run.checkpoint_stats
         else None,
+        "ckpt_write_s_per_round": sum(t for t, _ in writes) / len(writes) if writes else None,
         "rss_mb": rss_mb,
         "journal_bytes_per_worker_step": journal_bytes / max(train["worker_steps"], 1),
         "virtual_seconds": virtual,
@@ -240,10 +253,10 @@ def _fmt(v: Any, spec: str) -> str:
 def table(rows: list[dict]) -> str:
     head = (
         "| algo | mode | workers | ready pts | ctl s/ready | ready ms med | ready ms p99 | "
-        "GP fits/ready | GP cond/ready | bsd/ready | ckpt s/round | RSS MB | journal B/ws | "
+        "GP fits/ready | GP cond/ready | bsd/ready | ckpt s/round | ckpt write s/round | wall s/ready | RSS MB | journal B/ws | "
         "virtual s | virtual compute |"
     )
-    lines = [head, "|" + "---|" * 3 + "---:|" * 12]
+    lines = [head, "|" + "---|" * 3 + "---:|" * 14]
     for r in rows:
         star = "*" if r["stopped_early"] else ""
         lines.append(
@@ -251,7 +264,9 @@ def table(rows: list[dict]) -> str:
             f"{_fmt(r['ctl_s_per_ready'], '.3f')} | {_fmt(r['ready_ms_median'], '.1f')} | "
             f"{_fmt(r['ready_ms_p99'], '.1f')} | {_fmt(r['fits_per_ready'], '.0f')} | "
             f"{_fmt(r['cond_per_ready'], '.0f')} | {_fmt(r['bsd_per_ready'], '.0f')} | "
-            f"{_fmt(r['ckpt_s_per_round'], '.3f')} | {_fmt(r['rss_mb'], '.0f')} | "
+            f"{_fmt(r['ckpt_s_per_round'], '.3f')} | "
+            f"{_fmt(r.get('ckpt_write_s_per_round'), '.3f')} | "
+            f"{_fmt(r.get('wall_s_per_ready'), '.3f')} | {_fmt(r['rss_mb'], '.0f')} | "
             f"{_fmt(r['journal_bytes_per_worker_step'], '.1f')} | "
             f"{_fmt(r.get('virtual_seconds'), '.0f')} | {_fmt(r.get('virtual_compute'), '.0f')} |"
         )
@@ -276,6 +291,8 @@ def figure(path: Path = FIGURE, results: Path = RESULTS) -> Path:
     )
     for label, rows in data.items():
         if "simulated" in label:  # the same controller; its rows are about virtual time
+            continue
+        if "gp_workers" in label:  # two sizes only: in the RESULTS.md table
             continue
         for algo in ("fire", "pbt"):
             for mode, ax, key in panels:

@@ -67,6 +67,7 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         # issue 12: more evaluators than parent members could ever be busy (here 4 parents)
         ("algorithm.evaluators", 5, "algorithm.evaluators: 5 evaluators but the parent"),
         ("algorithm.gp_refit", -0.5, "algorithm.gp_refit: must be >= 0"),
+        ("algorithm.gp_workers", 0, "algorithm.gp_workers: must be >= 1"),
         ("algorithm.p_stat", 1.5, "algorithm.p_stat"),
         (
             "algorithm.max_eval_steps",

@@ -463,3 +463,22 @@ def test_gp_refit_zero_fits_at_every_smoothing_and_positive_reuses_the_kernel():
     assert reuse.smoothed().shape == (40,)
     # the kept-hyperparameter posterior mean stays close to the exact one here
     assert np.abs(reuse.smoothed() - exact.smoothed()).max() < 0.05
+
+
+def test_fits_in_parallel_are_the_fits_of_smoothed():
+    """fit_in_parallel caches, on each curve, the same arrays (bit for bit) and kernel as
+    Curve.smoothed computes in this process; own-smoothing curves are left alone."""
+    rng = np.random.default_rng(3)
+    made = []
+    for n in (5, 20, 70, 150):  # 70, 150: longer than GP_FIT_POINTS (thinned fit)
+        steps = np.arange(n) * 10
+        made.append((steps, np.log1p(steps) + rng.normal(0, 0.3, n)))
+    made.append((np.arange(4), np.ones(4)))  # constant: its own smoothing
+    serial = [Curve(s, y) for s, y in made]
+    parallel = [Curve(s, y) for s, y in made]
+    assert curves.fit_in_parallel(parallel, 2) == 4
+    assert parallel[-1]._smoothed is None  # not fitted there (smoothed() returns its y)
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.smoothed().tobytes() == b.smoothed().tobytes()
+        assert a._kernel == b._kernel
+    assert curves.fit_in_parallel(parallel, 2) == 0  # every fit is cached now

@@ -16,8 +16,9 @@ import pytest
 from firepbt.api import resume, run
 from firepbt.config import Config
 from firepbt.executors.inprocess import InProcessExecutor
-from firepbt.runner.checkpoint import CheckpointStore, lock_run
+from firepbt.runner.checkpoint import MAX_AGE, CheckpointStore, lock_run
 from firepbt.runner.journal import read_events
+from firepbt.runner.loop import Run
 
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
@@ -110,7 +111,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path, mode, algorith
     kills, finished = 0, False
     for i in range(6 if algorithm else 9):
         kind = ["event", "fsync", "replace", "write"][i % 4]
-        at = int(rng.integers(1, 160 if kind == "event" else 12))
+        # a checkpoint is 2 file writes, 2 renames and 5 fsyncs (journal, pack, its
+        # directory, manifest, its directory): kill within the next two checkpoints
+        at = int(rng.integers(1, 160 if kind == "event" else 5))
         args = ["run", str(cfg_path), "--out", str(out)] if i == 0 else ["resume", str(out)]
         env = {
             "KILL_ON": kind,
@@ -190,11 +193,13 @@ def test_a_corrupted_checkpoint_is_detected_and_the_previous_one_used(tmp_path, 
     latest, previous = store.manifests()[:2]
     manifest = store.manifest_path(latest)
     body = json.loads(manifest.read_text())["body"]
-    blob = store.blobs / f"{body['states'][2]}.pkl"
+    pack, offset, length, _ = body["states"][2]  # worker 2's bytes in the newest pack
+    assert pack == latest  # (every member trained since the previous checkpoint)
+    blob = store.pack_path(pack)
     if damage == "flip-state":
-        flip(blob, blob.stat().st_size // 2)
+        flip(blob, offset + length // 2)
     elif damage == "truncate-state":
-        truncate(blob)
+        blob.write_bytes(blob.read_bytes()[: offset + length // 2])
     else:
         truncate(manifest)
     resume(out)
@@ -207,7 +212,7 @@ def test_a_corrupted_checkpoint_is_detected_and_the_previous_one_used(tmp_path, 
         assert note["file"] == f"checkpoints/{manifest.name}" and "unreadable" in note["problem"]
     else:
         assert note["worker"] == 2 and "sha256 mismatch" in note["problem"]
-        assert note["file"] == f"checkpoints/blobs/{blob.name}"
+        assert note["file"] == f"checkpoints/packs/{blob.name}"
     assert (out / (note["file"] + ".corrupt")).is_file()  # set aside, never loaded
 
 
@@ -306,6 +311,8 @@ def test_checkpoints_are_collected_and_keep_best_keeps_the_best_network(tmp_path
     peak = []
 
     def inspect(event):
+        if r.store is not None:
+            r.store.wait()  # the checkpoint being written in the background is complete
         store = CheckpointStore(out)
         seqs = store.manifests()
         if not seqs:
@@ -313,13 +320,15 @@ def test_checkpoints_are_collected_and_keep_best_keeps_the_best_network(tmp_path
         named = set()
         for seq in seqs:
             body = store.read_manifest(seq)
-            named |= {body["loop"], *body["states"], body["best_state"]}
-        on_disk = {p.stem for p in store.blobs.glob("*.pkl")}
+            named |= {store.pack_path(e[0]).name for e in [body["loop"], *body["states"]]}
+            named.add(store.pack_path(body["best_state"][0]).name)
+        on_disk = {p.name for p in store.packs.glob("*.bin")}
         assert len(seqs) <= 2 and on_disk <= named
         peak.append(len(on_disk))
 
-    result = run(config(keep_best_checkpoints=True), out, observers=[inspect])
-    assert peak and max(peak) <= 2 * (8 + 1) + 1
+    r = Run(config(keep_best_checkpoints=True), out, observers=[inspect])
+    result = r.execute()
+    assert peak and max(peak) <= MAX_AGE + 2
     best = json.loads((out / "checkpoints/best.json").read_text())
     assert best["best"]["step"] == result["best"]["step"]
     state = pickle.loads((out / "checkpoints" / best["best_state"]).read_bytes())

@@ -66,3 +66,17 @@ def test_journal_is_the_one_the_code_before_issue_12_wrote(tmp_path, case):
     config = load_config(resolve_config_path(name), sets)
     run(config, tmp_path / case)
     assert journal_hash(tmp_path / case / "events.jsonl") == expected
+
+
+@pytest.mark.parametrize("case", ["fire-sync", "fire4"])
+def test_gp_fits_in_parallel_processes_change_no_decision(tmp_path, case):
+    """``algorithm.gp_workers = 2``: the sync ready points' GP fits run in two spawned
+    processes (core/curves.fit_in_parallel); the journal is the same, bit for bit."""
+    from firepbt.core import curves
+
+    name, sets, expected = CASES[case]
+    config = load_config(resolve_config_path(name), [*sets, "algorithm.gp_workers=2"])
+    before = dict(curves.STATS)
+    run(config, tmp_path / case)
+    assert journal_hash(tmp_path / case / "events.jsonl") == expected
+    assert curves.STATS["parallel_fits"] > before["parallel_fits"]  # the pool did fits

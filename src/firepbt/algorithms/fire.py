@@ -23,7 +23,14 @@ import numpy as np
 
 from firepbt.algorithms.base import Assign, Command, CopyWeights, Free, SetHparams, Worker
 from firepbt.algorithms.pbt import PBT
-from firepbt.core.curves import Curve, best_score_diff, binom_test, pairwise_best_score_diff
+from firepbt.core.curves import (
+    Curve,
+    best_score_diff,
+    binom_test,
+    cancel_fits,
+    pairwise_best_score_diff,
+    submit_fits,
+)
 from firepbt.core.space import SearchSpace
 
 
@@ -45,6 +52,7 @@ class FirePBT(PBT):
         mode: str = "sync",
         smooth: bool = True,
         gp_refit: float = 0.0,
+        gp_workers: int = 1,
     ) -> None:
         super().__init__(
             space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode
@@ -60,6 +68,9 @@ class FirePBT(PBT):
         self.smooth = smooth
         #: Curve.gp_refit of every curve compared (0: exact GP fits; see core/curves.py).
         self.gp_refit = gp_refit
+        #: processes for the GP fits of a sync ready point (1: in the controller; see
+        #: core/curves.fit_in_parallel: the same fits, bit for bit, so the same decisions)
+        self.gp_workers = gp_workers
         #: Diagnostics of the latest evaluator checks, drained and journalled by the loop.
         self.checks: list[dict[str, Any]] = []
         self._pair_cache: dict[int, _PairCache] = {}
@@ -150,6 +161,22 @@ class FirePBT(PBT):
 
     def on_ready(self, workers: Sequence[int]) -> list[Command]:
         cmds: list[Command] = []
+        submitted: list[Curve] = []
+        if self.gp_workers > 1 and self.smooth and self.mode == "sync":
+            # the curves this round compares, in the order the checks need them: each
+            # working evaluator's and its target's (an evaluator freed by an earlier
+            # success in this round is never checked: free() cancels its fit)
+            curves: list[Curve] = []
+            for w in sorted(self.workers, key=lambda w: w.id):
+                if w.role == "evaluator" and w.parent is not None and w.target is not None:
+                    curves += [w.curve, self.workers[w.target].curve]
+            submitted = submit_fits(curves, self.gp_workers)
+        try:
+            return self._on_ready(workers, cmds)
+        finally:
+            cancel_fits(submitted)  # fits of curves no check needed after all
+
+    def _on_ready(self, workers: Sequence[int], cmds: list[Command]) -> list[Command]:
         for i in sorted(workers):
             w = self.workers[i]
             if w.role == "evaluator" and w.parent is not None:
@@ -213,6 +240,8 @@ class FirePBT(PBT):
     def free(self, evaluator: int, reason: str, cmds: list[Command]) -> None:
         """Release ``evaluator`` from its parent and target, appending a :class:`Free` command."""
         e = self.workers[evaluator]
+        if self.gp_workers > 1:
+            cancel_fits([e.curve])  # its curve is compared no more (if not started: no cost)
         if e.parent is not None:
             self.workers[e.parent].evaluator = None
         e.parent = e.target = None

@@ -258,6 +258,7 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             truncation=_truncation(f),
             smooth=f.get("smooth", bool, True),
             gp_refit=float(gp_refit),
+            gp_workers=f.positive_int("gp_workers", 1),
         )
     f.done()
     return settings

@@ -59,6 +59,9 @@ class FireSettings:
     # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
     # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)
     gp_refit: float = 0.0
+    # processes for the GP fits of a sync ready point (1: in the controller); the fits are
+    # the same to the last bit, so the decisions are too (core/curves.fit_in_parallel)
+    gp_workers: int = 1
 
     @property
     def workers(self) -> int:

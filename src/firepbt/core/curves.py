@@ -33,11 +33,20 @@ N_DELTAS = 32
 GP_FIT_POINTS = 64
 """Longer curves fit the GP hyperparameters on this many evenly thinned points."""
 
-STATS = {"fits": 0, "conditioned": 0, "pairs": 0}
+STATS: dict[str, float] = {
+    "fits": 0,
+    "conditioned": 0,
+    "pairs": 0,
+    "parallel_fits": 0,
+    "parallel_cpu": 0.0,
+    "wasted_fits": 0,
+}
 """Diagnostic counters for the controller benchmark (``benchmarks/controller.py``):
 GP hyperparameter fits, posterior means computed with kept hyperparameters
-(``gp_refit > 0``) and curve pairs compared by best_score_diff. They count work only;
-nothing reads them to decide anything."""
+(``gp_refit > 0``), curve pairs compared by best_score_diff, the fits done in the
+process pool of :func:`submit_fits` with their CPU seconds there, and the fits started
+there but never used (the evaluator was freed first). They count work
+only; nothing reads them to decide anything."""
 
 _BLAS: Any = None
 
@@ -132,6 +141,8 @@ class Curve:
         self._n_bad += not np.isfinite(score)
         self._smoothed = None
         self._floored = None
+        if _PENDING:
+            cancel_fits([self])  # a fit of the points before this one
 
     def __len__(self) -> int:
         return self._n
@@ -157,19 +168,36 @@ class Curve:
         """
         if self._smoothed is None:
             y = self.scores
-            if self._own_smoothing or self._n < 3 or self._n_bad or bool(np.all(y == y[0])):
+            pending = _PENDING.pop(id(self), None) if _PENDING else None
+            if pending is not None and pending[0] is self:
+                fit, cpu = pending[1].result()  # a fit submitted by submit_fits
+                STATS["parallel_fits"] += 1
+                STATS["parallel_cpu"] += cpu
+                self._set_fit(fit)
+            elif self._is_own_smoothing():
                 self._smoothed = y
             else:
                 k = self._kernel
                 if self.gp_refit > 0 and k is not None and self._n < k[0] * (1 + self.gp_refit):
                     STATS["conditioned"] += 1
                     self._smoothed = _gp_condition(self.steps, y, k[1:])
+                    self._smoothed.flags.writeable = False
                 else:
-                    STATS["fits"] += 1
-                    self._smoothed, kernel = _gp_fit(self.steps, y)
-                    self._kernel = None if kernel is None else (self._n, *kernel)
-                self._smoothed.flags.writeable = False
+                    self._set_fit(_gp_fit(self.steps, y))
+        assert self._smoothed is not None
         return self._smoothed
+
+    def _is_own_smoothing(self) -> bool:
+        y = self.scores
+        return self._own_smoothing or self._n < 3 or bool(self._n_bad) or bool(np.all(y == y[0]))
+
+    def _set_fit(self, fit: tuple[np.ndarray, tuple[float, float, float] | None]) -> None:
+        """Cache a result of :func:`_gp_fit` on this curve's current points."""
+        STATS["fits"] += 1
+        mean, kernel = fit
+        self._kernel = None if kernel is None else (self._n, *kernel)
+        mean.flags.writeable = False
+        self._smoothed = mean
 
     def floored(self, floor: float) -> Curve:
         """This curve with non-finite scores replaced by ``floor`` (SPEC "Bad scores").
@@ -195,6 +223,89 @@ class Curve:
         out._smoothed = self._smoothed
         out._kernel = self._kernel
         return out
+
+
+_POOLS: dict[int, Any] = {}
+#: id(curve) -> (curve, future of its fit): fits submitted by submit_fits, not yet used
+_PENDING: dict[int, tuple[Curve, Any]] = {}
+
+
+def _fit_points(points: tuple[np.ndarray, np.ndarray]) -> Any:
+    import time
+
+    t = time.process_time()
+    fit = _gp_fit(*points)
+    return fit, time.process_time() - t
+
+
+def _pool(workers: int) -> Any:
+    pool = _POOLS.get(workers)
+    if pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded controller
+        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return pool
+
+
+def submit_fits(curves: Sequence[Curve], workers: int) -> list[Curve]:
+    """Start, on a pool of ``workers`` processes, the GP fit of every curve in ``curves``
+    (in that order) that :meth:`Curve.smoothed` would fit from scratch (``gp_refit == 0``,
+    no cached smoothing, at least 3 finite, not all equal scores); ``smoothed()`` then
+    takes the fit's result instead of fitting. Returns the curves submitted: pass them to
+    :func:`cancel_fits` when the fits may no longer be needed.
+
+    A fit is a pure function of the curve's points (:func:`_gp_fit`: deterministic
+    L-BFGS-B, one BLAS thread), so a fit done in another process of the same
+    interpreter and libraries is the same to the last bit, and every decision is the one
+    :meth:`Curve.smoothed` would have made (``tests/test_curves.py``,
+    ``tests/test_same_decisions.py``). Curves with ``gp_refit > 0`` are left to
+    :meth:`Curve.smoothed`, in order (whether they fit or condition depends on when).
+    The pool (spawned processes) is made on first use and kept for the process's life.
+    """
+    if workers <= 1:
+        return []
+    todo: list[Curve] = []
+    for c in curves:
+        if id(c) in _PENDING or c._smoothed is not None or c.gp_refit > 0:
+            continue
+        if not c._is_own_smoothing():
+            todo.append(c)
+            _PENDING[id(c)] = (c, None)
+    if not todo:
+        return []
+    pool = _pool(workers)
+    for c in todo:
+        _PENDING[id(c)] = (c, pool.submit(_fit_points, (c.steps.copy(), c.scores.copy())))
+    return todo
+
+
+def cancel_fits(curves: Sequence[Curve]) -> None:
+    """Forget the fits of ``curves`` submitted and not used; cancel those not started
+    (the CPU time of those already running is still counted in ``STATS``)."""
+    for c in curves:
+        pending = _PENDING.pop(id(c), None)
+        if pending is None or pending[0] is not c:
+            continue
+        fut = pending[1]
+        if not fut.cancel():
+            STATS["wasted_fits"] += 1
+            fut.add_done_callback(_count_cpu)
+
+
+def _count_cpu(fut: Any) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        STATS["parallel_cpu"] += fut.result()[1]
+
+
+def fit_in_parallel(curves: Sequence[Curve], workers: int) -> int:
+    """Fit every curve of ``curves`` that needs a fit on the pool and cache the results
+    (:func:`submit_fits`, then every result taken). Returns the number of fits."""
+    todo = submit_fits(curves, workers)
+    for c in todo:
+        c.smoothed()
+    return len(todo)
 
 
 def _gp_posterior_mean(steps: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -79,6 +79,11 @@ class Journal:
         if os.environ.get("FIREPBT_FSYNC", "1") != "0":
             os.fsync(self._fh.fileno())
 
+    def dup_fd(self) -> int:
+        """A duplicate descriptor of the journal (every line is flushed already), for a
+        checkpoint writer thread to fsync even after the journal is closed."""
+        return os.dup(self._fh.fileno())
+
     def close(self) -> None:
         """Close the file."""
         self._fh.close()

@@ -143,7 +143,7 @@ class Run:
         else:
             restore(self, loaded.loop)
             if loaded.best_state is not None and self.store is not None:
-                self.best_state = self.store.read_blob(loaded.best_state)
+                self.best_state = self.store.read_entry(loaded.best_state)
         for note in notes:
             self.emit(note)
         journalled()
@@ -193,8 +193,12 @@ class Run:
                 self.emit({"ev": "fault", **fault})
             raise
         finally:
-            self.executor.close()
-            self.journal.close()
+            try:
+                if self.store is not None:
+                    self.store.wait()  # the last checkpoint's files are written
+            finally:
+                self.executor.close()
+                self.journal.close()
             if self.lock is not None:
                 self.lock.close()
         result = build_result(self)
@@ -206,6 +210,8 @@ class Run:
             "checkpoints": len(stats),
             "checkpoint_seconds": sum(t for t, _ in stats),
             "checkpoint_bytes": sum(b for _, b in stats),
+            # the background writes (fsyncs), while the run went on
+            "checkpoint_write_seconds": sum(t for t, _ in self.store.writes) if self.store else 0,
         }
         (self.out / "timing.json").write_text(json.dumps(timing) + "\n")
         if self.store is not None:

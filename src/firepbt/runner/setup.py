@@ -50,6 +50,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         mode=config.mode,
         smooth=a.smooth,
         gp_refit=a.gp_refit,
+        gp_workers=a.gp_workers,
     )
 
 

@@ -38,6 +38,10 @@ SAVED = (
 def checkpoint(run: Run) -> None:
     """Checkpoint at the top of the loop after a ready point: a consistent state.
 
+    Everything is pickled here; the files are written by the store's background thread
+    (:meth:`~firepbt.runner.checkpoint.CheckpointStore.save`), so the run goes on while
+    they are fsynced. ``checkpoint_stats`` records the time the loop itself spent.
+
     In sync mode every worker is idle there. In async mode the busy workers' tasks
     are recorded (``pending``, in submission order) and resubmitted on resume; the
     in-process executor runs queued tasks lazily, so ``get_state`` of a busy worker is
@@ -48,7 +52,6 @@ def checkpoint(run: Run) -> None:
     assert run.journal is not None
     t0 = time.perf_counter()
     run.checkpointed = run.ready_points
-    run.journal.sync()
     written = run.store.save(
         run.ready_points,
         journal_bytes=run.journal.bytes,
@@ -58,6 +61,7 @@ def checkpoint(run: Run) -> None:
         states=[run.executor.get_state(w) for w in range(len(run.step))],
         best_state=run.best_state,
         step=max(run.step),
+        journal_fd=run.journal.dup_fd(),  # fsynced by the writer, before the manifest
     )
     run.checkpoint_stats.append((time.perf_counter() - t0, written))
 
