@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -27,6 +28,9 @@ class Benchmark:
     references: Callable[[], dict[str, dict[str, Any]]] | None = None
     reference_key: str = ""
     notes: list[str] = field(default_factory=list)
+    #: Extra analysis after the runs: ``post(benchmark, report_entry, out)`` returns
+    #: markdown lines for the report (and may add figures to ``report_entry``).
+    post: Callable[[Benchmark, dict[str, Any], Path], list[str]] | None = None
 
 
 def algorithm(kind: str, workers: int, **fire: Any) -> dict[str, Any]:

@@ -18,9 +18,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import Benchmark
 
-METHOD_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT"}
+METHOD_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT",
+                "pbt8": "PBT, 8 members", "pbt16": "PBT, 16 members"}  # fmt: skip
+
+
+def label(method: str) -> str:
+    """``fire@reseed`` -> ``FIRE PBT [reseed]``."""
+    base, _, variant = method.partition("@")
+    name = METHOD_LABEL.get(base, base)
+    return f"{name} [{variant}]" if variant else name
+
 
 # Start order: the NQM evidence first (cheap, three seeds), then the long MNIST-1D runs
 # (FIRE PBT first: it is the slowest), then the rest; references last.
@@ -32,7 +43,8 @@ def _order(job: dict[str, Any]) -> tuple[int, int, int, int]:
     bench = _PRIORITY.index(job["bench"]) if job["bench"] in _PRIORITY else len(_PRIORITY)
     if job["kind"] == "references":
         return (1, bench, 0, 0)
-    return (0, bench, job.get("seed", 0), _METHOD_ORDER.get(job.get("method", ""), 3))
+    method = job.get("method", "").partition("@")[0]
+    return (0, bench, job.get("seed", 0), _METHOD_ORDER.get(method, 3))
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +136,7 @@ def run_numbers(run_dir: Path) -> dict[str, Any]:
         "replay": replay.get("score"),
         "replay_test": replay.get("test"),
         "exploits": sum(1 for e in copies if e["reason"] == "exploit"),
+        "reseeds": sum(1 for e in copies if e["reason"] == "reseed"),
         "successes": sum(1 for e in copies if e["reason"] == "success"),
         "assigns": sum(1 for e in events if e["ev"] == "assign"),
         "checks": len(checks),
@@ -171,6 +184,7 @@ def collect(benches: Sequence[Benchmark], out: Path) -> dict[str, Any]:
         if b.references is not None and path.exists():
             refs = json.loads(path.read_text(encoding="utf-8"))
         report[b.name] = {"title": b.title, "methods": methods, "references": refs}
+        report[b.name]["sweep"] = sweep(b, report[b.name])
     return report
 
 
@@ -183,32 +197,47 @@ def fmt_ms(agg: dict[str, Any]) -> str:
     return f"{agg['mean']:.4f} ± {agg['std']:.4f}"
 
 
+def headline(benches: Sequence[Benchmark], report: dict[str, Any]) -> list[str]:
+    """One table of every benchmark's seed sweep (the README's headline is copied from it)."""
+    rows = []
+    for b in benches:
+        for m, x in (report[b.name].get("sweep") or {}).items():
+            rows.append(
+                f"| {b.title} | {label(m)} | {x['n']} | {x['mean']:.4f} | {x['median']:.4f} "
+                f"| {x['worst']:.4f} | {_frac(x, 'beats_pbt')} | {_frac(x, 'beats_random')} |"
+            )
+    if not rows:
+        return []
+    return ["## Seed sweeps: replay test score", "",
+            "| benchmark | method | seeds | mean | median | worst seed | beats PBT | beats random search |",
+            "|---|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+
+
 def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[str]) -> str:
-    lines = [*head, ""]
+    lines = [*head, "", *headline(benches, report)]
     for b in benches:
         r = report[b.name]
         lines += [f"## {b.title}", "",
-                  f"Q = {b.score}; test = {b.test}. Mean ± std (ddof 1) over seeds "
-                  f"{', '.join(map(str, b.seeds))}.", "",
+                  f"Q = {b.score}; test = {b.test}. Mean ± std (ddof 1) over the seeds "
+                  f"each method ran (n in each row; seeds asked for: {_seeds(b.seeds)}).", "",
                   "| method | workers | best Q | test at best Q | replay Q | replay test "
                   "| exploits | evaluator successes / assignments |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for method, m in r["methods"].items():
             runs = list(m["runs"].values())
-            if not runs:
-                lines.append(f"| {METHOD_LABEL.get(method, method)} | not run | | | | | | |")
+            if not runs:  # a variant asked for on several benchmarks, run on others only
                 continue
             cfg = b.methods[method]["algorithm"]
             workers = cfg.get("population") or (
                 cfg["subpopulations"] * cfg["subpopulation_size"] + cfg["evaluators"]
             )
-            if method == "fire":
+            if method.startswith("fire"):
                 workers = f"{workers} ({cfg['subpopulations']}×{cfg['subpopulation_size']}+{cfg['evaluators']})"
             exploits = statistics.fmean(x["exploits"] for x in runs)
             succ = sum(x["successes"] for x in runs) / len(runs)
             assigns = sum(x["assigns"] for x in runs) / len(runs)
             lines.append(
-                f"| {METHOD_LABEL.get(method, method)} (n={len(runs)}) | {workers} | {fmt_ms(m['best'])} | "
+                f"| {label(method)} (n={len(runs)}) | {workers} | {fmt_ms(m['best'])} | "
                 f"{fmt_ms(m['test'])} | {fmt_ms(m['replay'])} | {fmt_ms(m['replay_test'])} | "
                 f"{exploits:.0f} | {succ:.1f} / {assigns:.1f} |"
             )
@@ -217,31 +246,140 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
                          f"| | | |")  # fmt: skip
         lines += ["", "Per seed (best Q / test at best / replay Q / replay test):", ""]
         for method, m in r["methods"].items():
+            if not m["runs"]:
+                continue
             per = "; ".join(
                 f"seed {s}: {_f(x['best'])} / {_f(x['test'])} / {_f(x['replay'])} / "
                 f"{_f(x['replay_test'])}"
                 for s, x in m["runs"].items()
             )
-            lines.append(f"- {METHOD_LABEL.get(method, method)}: {per}")
-        fire = r["methods"].get("fire", {}).get("runs", {})
-        if fire:
-            lines += ["", "FIRE PBT evaluators, from the journal's `check` and `free` events "
-                      "(per seed: checks by outcome; frees by reason; checks without overlap; "
-                      "median p and best_score_diff of the successful checks; steps of the "
-                      "successes, first / last):", ""]  # fmt: skip
-            for seed, x in fire.items():
-                steps = x["success_steps"]
-                span = f"{steps[0]} / {steps[-1]}" if steps else "-"
-                lines.append(
-                    f"- seed {seed}: {_kv(x['check_outcomes'])}; frees {_kv(x['free_reasons'])}; "
-                    f"no overlap {x['no_overlap_checks']}; median p {_g(x['success_p_median'])}, "
-                    f"median diff {_g(x['success_diff_median'])}; successes at steps {span}"
-                )
+            lines.append(f"- {label(method)}: {per}")
+        for fm in [m for m in r["methods"] if m.startswith("fire")]:
+            lines += _evaluator_lines(label(fm), r["methods"][fm]["runs"])
+        lines += sweep_lines(b, r)
+        lines += r.get("extra", [])
         lines += ["", *b.notes, ""] if b.notes else [""]
         for fig in r.get("figures", []):
             lines.append(f"![{fig}]({fig})")
         lines.append("")
     return "\n".join(lines)
+
+
+def sweep(b: Benchmark, r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per method, over seeds, of the replay's test score (the headline): mean, median,
+    worst seed, and for FIRE PBT (and variants) the fraction of the seeds run by both on
+    which it beats PBT / random search of the same seed (ties count as half)."""
+    minimise = b.methods[next(iter(b.methods))]["direction"] == "min"
+    sign = -1.0 if minimise else 1.0
+    vals = {
+        m: {s: x["replay_test"] for s, x in mm["runs"].items() if x["replay_test"] is not None}
+        for m, mm in r["methods"].items()
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for m, v in vals.items():
+        if not v:
+            continue
+        xs = list(v.values())
+        row: dict[str, Any] = {
+            "n": len(xs),
+            "mean": statistics.fmean(xs),
+            "median": statistics.median(xs),
+            "worst": min(xs, key=lambda x: sign * x),
+            "best": max(xs, key=lambda x: sign * x),
+        }
+        if m.startswith("fire"):
+            for other in ("pbt", "random"):
+                common = sorted(set(v) & set(vals.get(other, {})), key=int)
+                if common:
+                    wins = sum(
+                        1.0 if sign * v[s] > sign * vals[other][s]
+                        else 0.5 if v[s] == vals[other][s] else 0.0
+                        for s in common
+                    )  # fmt: skip
+                    row[f"beats_{other}"] = wins / len(common)
+                    row[f"beats_{other}_n"] = len(common)
+        out[m] = row
+    return out
+
+
+def sweep_lines(b: Benchmark, r: dict[str, Any]) -> list[str]:
+    rows = r.get("sweep") or {}
+    if not rows:
+        return []
+    lines = ["", "Seed sweep (replay test score; worst = the worst seed; beats = fraction of "
+             "the seeds run by both on which it is better than that method's run of the same "
+             "seed):", "",
+             "| method | seeds | mean | median | worst seed | best seed | beats PBT | beats random search |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m, x in rows.items():
+        lines.append(
+            f"| {label(m)} | {x['n']} | {x['mean']:.4f} | {x['median']:.4f} | {x['worst']:.4f} "
+            f"| {x['best']:.4f} | {_frac(x, 'beats_pbt')} | {_frac(x, 'beats_random')} |"
+        )
+    return lines
+
+
+def _frac(x: dict[str, Any], k: str) -> str:
+    return f"{x[k]:.2f} ({x[k + '_n']})" if k in x else ""
+
+
+def render_sweep(b: Benchmark, r: dict[str, Any], path: Path) -> Path:
+    """The per-seed distribution of the replay test score, one column per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in r["methods"] if r["methods"][m]["runs"]]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(methods) + 2), 4))
+    rng = np.random.default_rng(0)  # jitter only
+    for i, m in enumerate(methods):
+        ys = [x["replay_test"] for x in r["methods"][m]["runs"].values()
+              if x["replay_test"] is not None]  # fmt: skip
+        xs = i + rng.uniform(-0.12, 0.12, len(ys))
+        ax.scatter(xs, ys, s=18, alpha=0.8, zorder=3)
+        if ys:
+            ax.hlines([statistics.median(ys)], i - 0.3, i + 0.3, color="k", lw=2, zorder=4)
+            ax.hlines([statistics.fmean(ys)], i - 0.3, i + 0.3, color="k", lw=1, ls=":", zorder=4)
+    for k, ref in enumerate(r["references"].values()):
+        ax.axhline(ref["test"], color="grey", ls=["--", ":", "-."][k % 3], lw=1,
+                   label=ref["label"])  # fmt: skip
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels([label(m).replace(" [", "\n[") for m in methods], fontsize=8)
+    ax.set_ylabel(f"replay {b.test}")
+    ax.set_title(f"{b.title}\nper seed; solid line: median, dotted: mean", fontsize=9)
+    if r["references"]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _evaluator_lines(name: str, fire: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if fire:
+        lines += ["", f"{name} evaluators, from the journal's `check` and `free` events "
+                      "(per seed: checks by outcome; frees by reason; checks without overlap; "
+                      "median p and best_score_diff of the successful checks; steps of the "
+                      "successes, first / last):", ""]  # fmt: skip
+        for seed, x in fire.items():
+            steps = x["success_steps"]
+            span = f"{steps[0]} / {steps[-1]}" if steps else "-"
+            lines.append(
+                f"- seed {seed}: {_kv(x['check_outcomes'])}; frees {_kv(x['free_reasons'])}; "
+                f"no overlap {x['no_overlap_checks']}; median p {_g(x['success_p_median'])}, "
+                f"median diff {_g(x['success_diff_median'])}; successes at steps {span}"
+            )
+    return lines
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    """``0-9`` for a contiguous range, else ``0, 3, 5``."""
+    s = sorted(seeds)
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}-{s[-1]}"
+    return ", ".join(map(str, s))
 
 
 def _kv(d: dict[str, int]) -> str:
@@ -274,25 +412,32 @@ def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> 
         if not any(done.values()):
             continue
         scheds = {
-            METHOD_LABEL[m]: [best_schedule(out / b.name / f"{m}-seed{s}") for s in done[m]]
+            label(m): [best_schedule(out / b.name / f"{m}-seed{s}") for s in done[m]]
             for m in b.methods
         }
         refs = {v["label"]: v["schedule"] for v in r["references"].values()}
         p = render_schedules(scheds, out / f"{b.name}-fig1-schedules.png", name=b.hparam,
                              references=refs, title=f"{b.title}: best schedules")  # fmt: skip
         figs.append(p.name)
+        fires = [m for m in b.methods if m.startswith("fire")][:2]  # Figure 4a: PBT, 2 FIREs
         for m in b.methods:
-            if m == "random" or b.seeds[0] not in done[m]:
+            if (
+                m == "random"
+                or b.seeds[0] not in done[m]
+                or (m.startswith("fire") and m not in fires)
+            ):
                 continue
             run = out / b.name / f"{m}-seed{b.seeds[0]}"
             p = render_hparam_bands(hparam_bands(run), out / f"{b.name}-fig4a-{m}-seed{b.seeds[0]}.png",
-                                    title=f"{b.title}: {METHOD_LABEL[m]}, seed {b.seeds[0]}")  # fmt: skip
+                                    title=f"{b.title}: {label(m)}, seed {b.seeds[0]}")  # fmt: skip
             figs.append(p.name)
         curves = {
-            METHOD_LABEL[m]: [best_curve(out / b.name / f"{m}-seed{s}") for s in done[m]]
+            label(m): [best_curve(out / b.name / f"{m}-seed{s}") for s in done[m]]
             for m in b.methods
         }
         minimise = b.methods[next(iter(b.methods))]["direction"] == "min"
+        if len(b.seeds) > 1:
+            figs.append(render_sweep(b, r, out / f"{b.name}-seeds.png").name)
         p = render_best_curves(curves, out / f"{b.name}-fig4b-best.png",
                                ylabel=f"best {b.score}", log_y=minimise,
                                references={v["label"]: v["score"] for v in r["references"].values()},
@@ -311,6 +456,9 @@ def write_report(
 ) -> dict[str, Any]:
     report = collect(benches, out)
     figures(benches, report, out)
+    for b in benches:
+        if b.post is not None and any(m["runs"] for m in report[b.name]["methods"].values()):
+            report[b.name]["extra"] = b.post(b, report[b.name], out)
     run_seconds = sum(
         x["wall_seconds"]
         for r in report.values()

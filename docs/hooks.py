@@ -16,9 +16,9 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDED = (
     "benchmarks/RESULTS.md",
-    "benchmarks/results/*.md",
-    "benchmarks/results/*.png",
-    "benchmarks/results/*.json",
+    "benchmarks/results/**/*.md",
+    "benchmarks/results/**/*.png",
+    "benchmarks/results/**/*.json",
 )
 
 

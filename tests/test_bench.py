@@ -74,3 +74,87 @@ def test_quick_report_matches_the_journals(tmp_path):
     for fig in ("fig1-schedules", "fig4a-fire-seed0", "fig4b-best"):
         assert (out / f"nqm-noise-{fig}.png").stat().st_size > 1000
     assert report["references"]["piecewise"]["score"] < report["references"]["constant"]["score"]
+
+
+def bench(args, tmp_path=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "nqm-nope"], "unknown benchmark(s) nqm-nope"),
+        (["--seeds", "0-x"], "--seeds: expected e.g. 0-9"),
+        (["--seeds", "5-2"], "--seeds: empty range '5-2'"),
+        (["--variants", "turbo"], "unknown variant(s) turbo"),
+        (["--only", "nqm-noise", "--methods", "fire@reseed"], "unknown method(s) fire@reseed"),
+    ],
+)
+def test_bad_benchmark_seed_list_variant_or_method_is_one_line_exit_2(tmp_path, args, message):
+    out = tmp_path / "never"
+    proc = bench([*args, "--quick", "--out", str(out)])
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
+def test_quick_seed_sweep_reports_the_distribution_and_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    args = ["--quick", "--only", "nqm-noise", "--seeds", "0-2", "--methods", "random", "pbt",
+            "fire@reseed", "--variants", "reseed", "--out", str(out)]  # fmt: skip
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())["benchmarks"]["nqm-noise"]
+    assert set(report["methods"]) == {"random", "pbt", "fire@reseed"}
+    cfg = json.loads((out / "nqm-noise" / "fire@reseed-seed1" / "result.json").read_text())
+    algo = cfg["config"]["algorithm"]
+    assert algo["reseed_after"] == 3 * algo["max_eval_steps"] and algo["eval_patience"] == 1.0
+    rows = report["sweep"]
+    vals = {m: [x["replay_test"] for x in report["methods"][m]["runs"].values()] for m in rows}
+    for m, v in vals.items():
+        assert rows[m]["n"] == 3
+        assert rows[m]["mean"] == pytest.approx(statistics.fmean(v))
+        assert rows[m]["median"] == pytest.approx(statistics.median(v))
+        assert rows[m]["worst"] == max(v)  # minimised
+    fire = report["methods"]["fire@reseed"]["runs"]
+    pbt = report["methods"]["pbt"]["runs"]
+    wins = sum(fire[s]["replay_test"] < pbt[s]["replay_test"] for s in fire)
+    assert rows["fire@reseed"]["beats_pbt"] == pytest.approx(wins / 3)
+    assert "| FIRE PBT [reseed] | 3 |" in (out / "report.md").read_text()
+    assert (out / "nqm-noise-seeds.png").stat().st_size > 1000
+    # resume: a finished run is not run again (its journal is untouched); a missing one is
+    journal = out / "nqm-noise" / "pbt-seed0" / "events.jsonl"
+    before = journal.stat().st_mtime_ns
+    gone = out / "nqm-noise" / "random-seed2"
+    for f in gone.iterdir():
+        f.unlink()
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert journal.stat().st_mtime_ns == before
+    assert (gone / "result.json").exists()
+
+
+def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path):
+    out = tmp_path / "rl"
+    proc = bench(["--quick", "--only", "rl-cartpole22", "--methods", "pbt", "fire",
+                  "--out", str(out)])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = json.loads((out / "rl-cartpole22" / "fire-seed0" / "result.json").read_text())
+    algo = cfg["config"]["algorithm"]
+    assert algo["min_steps_before_eval"] == [5] and algo["subpopulations"] == 2
+    report = json.loads((out / "report.json").read_text())["benchmarks"]["rl-cartpole22"]
+    for method in ("pbt", "fire"):
+        reps = json.loads((out / "rl-cartpole22" / f"{method}-seed0" / "replays.json").read_text())
+        assert len(reps["tests"]) == len(reps["seeds"]) == 6 and reps["episodes"] == 32
+        assert reps["mean"] == pytest.approx(statistics.fmean(reps["tests"]))
+        assert report["methods"][method]["runs"]["0"]["replays"] == reps
+    assert (out / "rl-cartpole22-fig5-return.png").stat().st_size > 1000
+    assert "Replays of each run's best schedule on 6 fresh seeds" in (out / "report.md").read_text()

@@ -39,6 +39,20 @@ def test_good_config_and_defaults():
     assert Config.from_dict(c.to_dict()) == c
 
 
+def test_departures_from_the_paper_default_off_and_round_trip():
+    c = Config.from_dict(GOOD)
+    a = c.algorithm
+    assert (a.parent_resample, a.reseed_after, a.eval_patience, a.protect_steps) == (0.25, 0, 1, 0)
+    algo = dict(GOOD["algorithm"], parent_resample=0.25, reseed_after=300, eval_patience=3,
+                protect_steps=100)  # fmt: skip
+    c = Config.from_dict(with_("algorithm", algo))
+    a = c.algorithm
+    assert (a.parent_resample, a.reseed_after, a.eval_patience, a.protect_steps) == (
+        0.25, 300, 3.0, 100
+    )  # fmt: skip
+    assert Config.from_dict(c.to_dict()) == c
+
+
 def test_default_evaluators_are_three_quarters_of_the_parents():
     c = Config.from_dict(
         with_("algorithm", {"name": "fire", "subpopulations": 3, "max_eval_steps": 100})
@@ -77,6 +91,12 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.min_steps_before_eval", [1, 2], "algorithm.min_steps_before_eval"),
         ("algorithm.truncation", 0.9, "algorithm.truncation"),
         ("algorithm.typo", 1, "algorithm.typo: unknown field"),
+        ("algorithm.parent_resample", 1.5, "algorithm.parent_resample: must be in [0, 1]"),
+        ("algorithm.parent_resample", "often", "algorithm.parent_resample: expected float"),
+        ("algorithm.reseed_after", -1, "algorithm.reseed_after: must be >= 0"),
+        ("algorithm.reseed_after", 1.5, "algorithm.reseed_after: expected int"),
+        ("algorithm.eval_patience", 0.5, "algorithm.eval_patience: must be >= 1"),
+        ("algorithm.protect_steps", -5, "algorithm.protect_steps: must be >= 0"),
     ],
 )
 def test_bad_fields_are_named(path, value, field):

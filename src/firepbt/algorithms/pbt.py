@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from firepbt.algorithms.base import Command, CopyWeights, Decider, SetHparams, Worker
+from firepbt.algorithms.base import Command, CopyWeights, Decider, Hparams, SetHparams, Worker
 from firepbt.core.space import SearchSpace
 
 
@@ -83,9 +83,12 @@ class PBT(Decider):
             if not here:
                 continue
             top, bottom = truncation(self.fitness(subpop), self.fraction)
-            losers = sorted({w.id for w in here if w.id in bottom or w.diverged})
+            losers = sorted(
+                {w.id for w in here if w.diverged or (w.id in bottom and not self.protected(w))}
+            )
+            sources = self.sources(subpop, top)
             for loser in losers:
-                pool = [i for i in top if i != loser and not self.workers[i].diverged]
+                pool = [i for i in sources if i != loser and not self.workers[i].diverged]
                 if not pool:  # a diverged member outside the ranking: any healthy peer
                     pool = [
                         w.id
@@ -102,10 +105,22 @@ class PBT(Decider):
         cmds.append(CopyWeights(src, dst, "exploit"))
         self.apply_copy(src, dst)
         d = self.workers[dst]
-        d.hparams = self.space.explore(self.workers[src].hparams, self.rng)
+        d.hparams = self.explored(d, self.workers[src].hparams)
         d.since_eval = 0
         cmds.append(SetHparams(dst, d.hparams, "explore"))
         self.lost(dst, cmds)
+
+    def sources(self, subpop: int, top: list[int]) -> list[int]:
+        """Whom the losers of ``subpop`` copy from (a hook for FIRE PBT; PBT: its top)."""
+        return top
+
+    def explored(self, dst: Worker, hparams: Hparams) -> Hparams:
+        """The explore step for ``dst`` from the copied ``hparams`` (a hook for FIRE PBT)."""
+        return self.space.explore(hparams, self.rng)
+
+    def protected(self, member: Worker) -> bool:
+        """Whether ``member`` may not lose an evolution event now (a hook; PBT: never)."""
+        return False
 
     def lost(self, member: int, cmds: list[Command]) -> None:
         """Hook: ``member`` just lost an evolution event (FIRE frees its evaluators)."""

@@ -259,9 +259,33 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             smooth=f.get("smooth", bool, True),
             gp_refit=float(gp_refit),
             gp_workers=f.positive_int("gp_workers", 1),
+            **_departures(f),
         )
     f.done()
     return settings
+
+
+def _departures(f: Fields) -> dict[str, Any]:
+    """FIRE PBT's settings beyond the paper (issue 11), validated."""
+    resample = f.get("parent_resample", float, FireSettings.parent_resample)
+    if not 0 <= resample <= 1:
+        raise ConfigError(f"algorithm.parent_resample: must be in [0, 1], got {resample}")
+    reseed = f.get("reseed_after", int, 0)
+    if reseed < 0:
+        raise ConfigError(f"algorithm.reseed_after: must be >= 0 (0: off), got {reseed}")
+    patience = f.get("eval_patience", float, 1.0)
+    if not patience >= 1:
+        raise ConfigError(f"algorithm.eval_patience: must be >= 1 (1: off), got {patience}")
+    protect = f.get("protect_steps", int, 0)
+    if protect < 0:
+        raise ConfigError(f"algorithm.protect_steps: must be >= 0 (0: off), got {protect}")
+    return {
+        "parent_resample": float(resample),
+        "reseed_after": int(reseed),
+        "eval_patience": float(patience),
+        "protect_steps": int(protect),
+        "greedy_sources": f.get("greedy_sources", bool, False),
+    }
 
 
 def _schedule(f: Fields, space: SearchSpace) -> RelativeSchedule | None:

@@ -55,6 +55,13 @@ class FireSettings:
     min_steps_before_eval: tuple[int, ...] = ()  # one per parent sub-population P_2..P_n
     truncation: float = 0.25
     smooth: bool = True
+    # Departures from the paper (issue 11; SPEC "FIRE PBT"), off (the paper's) by default.
+    # Chosen as a default by the issue-11 seed sweeps (0: the paper).
+    parent_resample: float = 0.25  # parents' explore resamples from the prior this often
+    reseed_after: int = 0  # steps without a success before a parent P_i reseeds from P_{i-1}
+    eval_patience: float = 1.0  # no overlap: wait up to this x max_eval_steps while closing
+    protect_steps: int = 0  # a member that got an evaluator's weights is safe this long
+    greedy_sources: bool = False  # P_1's losers may copy parents' members as good by Q
     # GP hyperparameters are refitted once a curve has grown by this fraction since its
     # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
     # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)

@@ -49,6 +49,11 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         truncation=a.truncation,
         mode=config.mode,
         smooth=a.smooth,
+        parent_resample=a.parent_resample,
+        reseed_after=a.reseed_after,
+        eval_patience=a.eval_patience,
+        protect_steps=a.protect_steps,
+        greedy_sources=a.greedy_sources,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
     )

@@ -1,0 +1,169 @@
+"""Reinforcement learning at the paper's shape on two cores (issue 11 item 3).
+
+PPO on CartPole-v1 (:mod:`firepbt.tasks.ppo`) with 8 vectorised environments x 16
+steps per iteration, 2 epochs of 2 minibatches, 120 iterations (15,360 environment
+steps per member); lr log-uniform in [1e-4, 1e-2], entropy coefficient in [1e-4, 0.1].
+22 workers: FIRE PBT 2 x 8 + 6 evaluators (3/4 of the parent sub-population, as in the
+paper), ``min_steps_before_eval`` 20 iterations for P_2 (1/6 of training, the paper's
+1e9 of 6e9 actor steps), ``max_eval_steps`` 20 iterations (1/6, the paper's 6e8 of
+6e9 is 1/10), eval every iteration, ready every 5. Three seeds.
+
+Q = mean return of the last 20 training episodes (noisy); the run's own replay and
+"test" use 8 greedy episodes. Because one replay on 8 episodes is itself noisy (the
+issue-3 suite showed replays dominated by noise), :func:`replays` replays every run's
+best schedule from scratch on ``REPLAY_SEEDS`` fresh seeds and tests each on
+``REPLAY_EPISODES`` greedy episodes, and the report gives their mean and standard error.
+Figure 5 of the paper (best return so far against environment steps, mean and spread
+over seeds) is drawn by :func:`figure5`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Benchmark, algorithm
+
+NUM_ENVS, ROLLOUT = 8, 16
+REPLAY_SEEDS = [1000, 1001, 1002, 1003, 1004, 1005]
+REPLAY_EPISODES = 32
+
+
+def _config(algo: dict[str, Any], *, args: dict[str, Any], steps: int) -> dict[str, Any]:
+    return {
+        "trainable": "firepbt.tasks.ppo:PPO",
+        "direction": "max",
+        "steps": steps,
+        "eval_interval": 1,
+        "ready_interval": 5,
+        "mode": "sync",
+        "args": args,
+        "space": {
+            "lr": {"kind": "log_uniform", "low": 1e-4, "high": 1e-2},
+            "ent_coef": {"kind": "log_uniform", "low": 1e-4, "high": 0.1},
+        },
+        "algorithm": algo,
+    }
+
+
+def benchmarks(quick: bool) -> list[Benchmark]:
+    args: dict[str, Any] = {"num_envs": NUM_ENVS, "rollout": ROLLOUT, "epochs": 2,
+                            "minibatches": 2}  # fmt: skip
+    if quick:
+        steps, n, sub, ev, seeds, mins, max_eval = 20, 10, 4, 2, [0], 5, 10
+    else:
+        steps, n, sub, ev, seeds, mins, max_eval = 120, 22, 8, 6, [0, 1, 2], 20, 20
+    cfg = partial(_config, args=args, steps=steps)
+    fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev, max_eval_steps=max_eval,
+                min_steps_before_eval=[mins], p_stat=0.01)  # fmt: skip
+    return [
+        Benchmark(
+            name="rl-cartpole22",
+            title=f"PPO on CartPole-v1, {n} workers (FIRE PBT 2 x {sub} + {ev})",
+            methods={
+                "random": cfg(algorithm("random", n)),
+                "pbt": cfg(algorithm("pbt", n)),
+                "fire": cfg(algorithm("fire", n, **fire)),
+            },
+            seeds=seeds,
+            score="mean training return (last 20 episodes)",
+            test="greedy return (8 episodes)",
+            post=post,
+        )
+    ]
+
+
+def replays(run_dir: Path, seeds: list[int] = REPLAY_SEEDS) -> dict[str, Any]:
+    """Replay the run's best schedule on fresh ``seeds``; greedy return on
+    ``REPLAY_EPISODES`` episodes each. Cached in ``run_dir/replays.json``."""
+    path = run_dir / "replays.json"
+    if path.exists():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached["seeds"] == seeds:
+            return dict(cached)
+    from firepbt.core.trainable import TrainableSpec
+    from firepbt.report.plots import best_schedule
+    from firepbt.runner.replay import replay_schedule
+
+    cfg = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))["config"]
+    args = {**cfg["args"], "test_episodes": REPLAY_EPISODES}
+    spec = TrainableSpec(cfg["trainable"], args)
+    sched = best_schedule(run_dir)
+    tests = [replay_schedule(spec, sched, s, chunk=cfg["eval_interval"])["test"] for s in seeds]
+    vals = [t if t is not None and math.isfinite(t) else 0.0 for t in tests]
+    out = {"seeds": seeds, "episodes": REPLAY_EPISODES, "tests": vals,
+           "mean": statistics.fmean(vals),
+           "sem": statistics.stdev(vals) / math.sqrt(len(vals))}  # fmt: skip
+    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def top_return_curve(run_dir: Path) -> tuple[list[float], list[float]]:
+    """(environment steps, highest Q of any worker at that step), from the journal."""
+    from firepbt.runner.journal import read_events
+
+    top: dict[int, float] = {}
+    for e in read_events(run_dir):
+        if e["ev"] == "result" and e.get("score") is not None:
+            top[e["step"]] = max(top.get(e["step"], -math.inf), float(e["score"]))
+    steps = sorted(top)
+    return [s * NUM_ENVS * ROLLOUT for s in steps], [top[s] for s in steps]
+
+
+def figure5(b: Benchmark, report: dict[str, Any], out: Path) -> Path:
+    """The paper's Figure 5: top average episode return of any worker at each step
+    against environment steps; mean over seeds (line) and min-max (band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from benchmarks.suite import label
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for m, mm in report["methods"].items():
+        curves = [top_return_curve(out / b.name / f"{m}-seed{s}") for s in mm["runs"]]
+        if not curves:
+            continue
+        n = min(len(x) for x, _ in curves)
+        x = np.array(curves[0][0][:n])
+        ys = np.array([y[:n] for _, y in curves])
+        (line,) = ax.plot(x, ys.mean(0), lw=1.5, label=f"{label(m)} (n={len(curves)})")
+        if len(curves) > 1:
+            ax.fill_between(x, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("environment steps (per worker)")
+    ax.set_ylabel("top average episode return of any worker")
+    ax.set_title(f"{b.title}\nFigure 5 shape: mean over seeds, band min-max", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / f"{b.name}-fig5-return.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def post(b: Benchmark, report: dict[str, Any], out: Path) -> list[str]:
+    """Multi-seed replays and Figure 5 for the report (called by the suite)."""
+    from benchmarks.suite import label
+
+    lines = ["", f"Replays of each run's best schedule on {len(REPLAY_SEEDS)} fresh seeds, "
+             f"greedy return over {REPLAY_EPISODES} episodes each (mean ± standard error over "
+             "the replay seeds; then over runs: mean of the run means ± standard error):", "",
+             "| method | per seed of the experiment | over runs |", "|---|---|---|"]  # fmt: skip
+    for m, mm in report["methods"].items():
+        reps = {s: replays(out / b.name / f"{m}-seed{s}") for s in mm["runs"]}
+        for s, r in reps.items():
+            mm["runs"][s]["replays"] = r
+        if not reps:
+            continue
+        per = "; ".join(f"seed {s}: {r['mean']:.1f} ± {r['sem']:.1f}" for s, r in reps.items())
+        means = [r["mean"] for r in reps.values()]
+        sem = statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else 0.0
+        lines.append(f"| {label(m)} | {per} | {statistics.fmean(means):.1f} ± {sem:.1f} |")
+    report.setdefault("figures", []).append(figure5(b, report, out).name)
+    return lines

@@ -1,0 +1,201 @@
+"""FIRE PBT's named departures from the paper (issue 11), each off by default.
+
+Same scripted style and ids as ``test_fire.py``: members 0-3 are P_1, 4-7 are P_2,
+evaluators follow; curves are compared with ``smooth=False``.
+"""
+
+import numpy as np
+import pytest
+
+from firepbt.algorithms import Assign, CopyWeights, Free
+from firepbt.algorithms.fire import FirePBT
+from firepbt.core.curves import Curve
+from firepbt.core.space import LogUniform, SearchSpace
+
+SPACE = SearchSpace({"lr": LogUniform(0.01, 1.0)})
+
+
+def fire(seed=0, **kw):
+    kw.setdefault("max_eval_steps", 100)
+    d = FirePBT(
+        SPACE,
+        np.random.default_rng(seed),
+        subpopulations=[4, 4],
+        evaluators=3,
+        steps=10_000,
+        smooth=False,
+        **kw,
+    )
+    d.start()
+    return d
+
+
+def report(d, step, scores):
+    out = []
+    for w, s in scores.items():
+        out += d.on_result(w, step, s)
+    return out
+
+
+def scripted(d, steps=range(10, 401, 10)):
+    """A fixed run of scores and ready points; returns every command issued."""
+    cmds = []
+    for s in steps:
+        j = s // 10
+        scores = {0: 10.0 + j, 1: 40.0 + 0.5 * j, 2: 30.0, 3: 20.0 + j % 7}
+        scores.update({4: 45.0 - j % 5, 5: 45.0, 6: 44.0 + 0.1 * j, 7: 43.0})
+        scores.update({8: 45.0 + j % 3, 9: 45.0 + j % 4, 10: 46.0})
+        cmds += report(d, s, scores)
+        if s % 50 == 0:
+            cmds += d.on_ready(range(11))
+    return cmds
+
+
+def test_explicit_paper_values_change_nothing():
+    a = fire(seed=3)
+    b = fire(seed=3, parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0)
+    assert scripted(a) == scripted(b)
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+def test_parent_resample_draws_parents_from_the_prior_and_leaves_p1_alone():
+    d = fire(seed=5, parent_resample=1.0)
+    h = {"lr": 0.1}
+    twin = np.random.default_rng(5)
+    twin.bit_generator.state = d.rng.bit_generator.state
+    got = d.explored(d.workers[4], h)  # P_2: the coin, then a prior sample
+    twin.random()
+    assert got == SPACE.sample(twin)
+    got = d.explored(d.workers[0], h)  # P_1: the paper's explore, no coin drawn
+    assert got == SPACE.explore(h, twin)
+    d0 = fire(seed=5, parent_resample=0.0)
+    assert d0.explored(d0.workers[4], h)["lr"] in [0.05, 0.08, 0.125, 0.2]
+
+
+def test_parent_resample_zero_probability_never_resamples():
+    d = fire(seed=1, parent_resample=0.5)
+    seen = [d.explored(d.workers[4], {"lr": 0.1})["lr"] for _ in range(200)]
+    perturbed = [x for x in seen if round(x, 6) in (0.05, 0.08, 0.125, 0.2)]
+    assert 60 < len(perturbed) < 140  # about half perturbed, half drawn afresh
+
+
+def success(d):
+    """The success scenario of test_fire: evaluator 8 hands its weights to member 1."""
+    report(d, 10, {0: 10, 1: 40, 2: 30, 3: 20, 4: 45, 5: 45, 6: 45, 7: 45})
+    d.on_ready([4, 5, 6, 7])
+    for s in range(20, 201, 10):
+        j = (s - 10) // 10
+        scores = {0: 10.0 + j, 1: 40.0 + j, 2: 30.0, 3: 20.0}
+        scores.update({4: 45.0, 5: 45.0, 6: 45.0, 7: 45.0, 8: 45.0 + 5 * j, 9: 45.0, 10: 45.0})
+        report(d, s, scores)
+    cmds = d.on_ready([8])
+    assert cmds[0] == CopyWeights(8, 1, "success")
+
+
+@pytest.mark.parametrize("protect, exploited_at_210", [(0, True), (50, False)])
+def test_protect_steps_keeps_a_target_that_just_received_weights(protect, exploited_at_210):
+    d = fire(protect_steps=protect)
+    success(d)
+    # member 1 (the target, at step 200) now scores lowest of P_1
+    report(d, 210, {0: 50.0, 1: 5.0, 2: 30.0, 3: 20.0})
+    cmds = d.on_ready([0, 1, 2, 3])
+    assert any(c == CopyWeights(c.src, 1, "exploit") for c in cmds if isinstance(c, CopyWeights)) is (
+        exploited_at_210
+    )  # fmt: skip
+    if not exploited_at_210:
+        report(d, 250, {0: 50.0, 1: 5.0, 2: 30.0, 3: 20.0})  # 50 steps on its new weights
+        cmds = d.on_ready([0, 1, 2, 3])
+        assert [c.dst for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"] == [1]
+
+
+def test_protect_steps_does_not_shield_a_diverged_target():
+    d = fire(protect_steps=1000)
+    success(d)
+    report(d, 210, {0: 50.0, 1: float("nan"), 2: 30.0, 3: 20.0})
+    cmds = d.on_ready([0, 1, 2, 3])
+    assert [c.dst for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"] == [1]
+
+
+def test_reseed_after_copies_p1_weights_into_a_stalled_parent_subpopulation():
+    d = fire(reseed_after=100)
+    p1 = {0: 10.0, 1: 40.0, 2: 30.0, 3: 20.0}
+    p2 = {4: 1.0, 5: 2.0, 6: 3.0, 7: 4.0}
+    report(d, 50, {**p1, **p2})
+    cmds = d.on_ready(range(8))
+    assert not [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "reseed"]
+    parent4 = d.workers[4].evaluator
+    h4 = dict(d.workers[4].hparams)
+    report(d, 100, {**p1, **p2})
+    cmds = d.on_ready(range(8))
+    reseeds = [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "reseed"]
+    # bottom quarter of P_2 by Q (member 4) copies P_1's best (member 1), keeps its hparams
+    assert reseeds == [CopyWeights(1, 4, "reseed")]
+    assert d.workers[4].hparams == h4 and d.workers[4].latest == 40.0
+    if parent4 is not None:
+        assert Free(parent4, "parent_exploited") in cmds
+    report(d, 150, {**p1, **p2})  # the clock restarted at the reseed
+    cmds = d.on_ready(range(8))
+    assert not [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "reseed"]
+
+
+def test_reseed_clock_restarts_at_a_success():
+    d = fire(reseed_after=150)
+    success(d)  # success at step 200: P_2's clock restarts there
+    report(d, 300, {i: 40.0 + i for i in range(8)})
+    cmds = d.on_ready(range(8))
+    assert not [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "reseed"]
+    report(d, 350, {i: 40.0 + i for i in range(8)})
+    cmds = d.on_ready(range(8))
+    assert [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "reseed"]
+
+
+def check(d, e_scores, t_scores, trained):
+    report(d, 10, {0: 10, 1: 40, 2: 30, 3: 20, 4: 45, 5: 45, 6: 45, 7: 45})
+    assert Assign(8, 4, 1) in d.on_ready([4, 5, 6, 7])
+    e, t = d.workers[8], d.workers[1]
+    e.curve = Curve(np.arange(len(e_scores)) * 10, e_scores)
+    t.curve = Curve(np.arange(len(t_scores)) * 10, t_scores)
+    e.trained = trained
+    d.check(e, [])
+    return d.checks[-1]
+
+
+CLOSING = [50.0 + i for i in range(20)]  # steps 0..190: +0.1 per step, ends at 69
+FLAT = [50.0] * 20
+
+
+@pytest.mark.parametrize(
+    "patience, e_scores, target_start, trained, outcome",
+    [
+        (1.0, CLOSING, 75.0, 110, "stop"),  # the paper: no overlap after max_eval_steps
+        (3.0, CLOSING, 75.0, 110, "continue"),  # gap 6 at 0.1/step: 60 <= 300 - 110 steps
+        (3.0, CLOSING, 100.0, 110, "stop"),  # gap 31: 310 > 190 steps, too slow
+        (3.0, FLAT, 75.0, 110, "stop"),  # not closing
+        (3.0, CLOSING, 75.0, 310, "stop"),  # past patience x max_eval_steps
+    ],
+)
+def test_eval_patience_waits_while_the_gap_closes(
+    patience, e_scores, target_start, trained, outcome
+):
+    d = fire(eval_patience=patience)
+    got = check(d, e_scores, [target_start, target_start + 1, target_start + 2], trained)
+    assert got["p"] is None
+    assert got["outcome"] == outcome
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_greedy_sources_lets_p1_copy_parents_as_good_by_q(greedy):
+    picked = set()
+    for seed in range(12):
+        d = fire(seed=seed, greedy_sources=greedy)
+        # P_2 member 4 scores above P_1's top (member 1); 5-7 below it
+        report(d, 10, {0: 10.0, 1: 40.0, 2: 30.0, 3: 20.0, 4: 50.0, 5: 1.0, 6: 39.0, 7: 1.0})
+        h4 = dict(d.workers[4].hparams)
+        cmds = d.on_ready([0, 1, 2, 3])
+        (copy,) = [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"]
+        assert copy.dst == 0  # P_1's loser
+        picked.add(copy.src)
+        if copy.src == 4:  # P_2's member keeps its network and hyperparameters
+            assert d.workers[4].hparams == h4 and d.workers[4].latest == 50.0
+            assert d.workers[0].latest == 50.0
+    assert picked == ({1, 4} if greedy else {1})
