@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -137,53 +136,44 @@ def test_copy_moves_the_state_of_the_last_finished_task():
         ex.close()
 
 
-def sigkill_a_slot(ex, rng) -> None:
-    pids = ex.pids()
-    os.kill(pids[int(rng.integers(len(pids)))], signal.SIGKILL)
+def sigkill_slot(ex, slot: int) -> None:
+    os.kill(ex.procs[slot].pid, signal.SIGKILL)
 
 
-def kill_an_actor(ex, rng) -> None:
+def kill_actor(ex, slot: int) -> None:
     import ray
 
-    ray.kill(ex.actors[int(rng.integers(len(ex.actors)))], no_restart=True)
+    ray.kill(ex.actors[slot], no_restart=True)
 
 
 class Killer:
-    """Kills a random slot (SIGKILL a process, or a Ray actor) at random moments, seeded."""
+    """Kills the slot that was just sent the k-th task, for ``kills`` values of k drawn
+    with a seed from the first ``within`` tasks: every kill lands while that task is in
+    flight, whatever the machine's load (no clock involved, so no race to lose)."""
 
-    def __init__(self, executor, seed: int, kills: int, every: float, how=sigkill_a_slot) -> None:
-        self.ex, self.kills, self.every, self.how = executor, kills, every, how
-        self.rng = np.random.default_rng(seed)
-        self.done = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
+    def __init__(self, executor, seed: int, kills: int, within: int = 60, how=sigkill_slot):
+        rng = np.random.default_rng(seed)
+        self.at = {int(k) for k in rng.choice(np.arange(2, within), size=kills, replace=False)}
+        self.ex, self.how, self.sent, self.done = executor, how, 0, 0
+        dispatch = executor.dispatch
 
-    def loop(self) -> None:
-        while self.done < self.kills and not self.stop.wait(self.rng.uniform(0, self.every)):
-            try:
-                self.how(self.ex, self.rng)
+        def dispatch_then_kill(slot, job):
+            dispatch(slot, job)
+            self.sent += 1
+            if self.sent in self.at:
+                self.how(self.ex, slot)
                 self.done += 1
-            except (ProcessLookupError, KeyError, ValueError):
-                pass  # the slot is being replaced right now
+
+        executor.dispatch = dispatch_then_kill
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_killed_worker_processes_do_not_lose_or_double_count_steps(tmp_path, mode):
     cfg = config("fire", mode=mode, trainable="toys:SlowClimb", args={"delay": 0.003})
     ex = ProcessExecutor(2, max_retries=50)
-    killer = Killer(ex, seed=7, kills=6, every=0.6)
-    started = ex.start
-
-    def start(spec, seeds):
-        started(spec, seeds)
-        killer.thread.start()
-
-    ex.start = start  # type: ignore[method-assign]
-    try:
-        result = run(cfg, tmp_path / "k", executor=ex)
-    finally:
-        killer.stop.set()
-    assert killer.done >= 3
+    killer = Killer(ex, seed=7, kills=6)
+    result = run(cfg, tmp_path / "k", executor=ex)
+    assert killer.done == 6
     check_accounting(tmp_path / "k", 300)
     faults = [e for e in read_events(tmp_path / "k/events.jsonl") if e["ev"] == "fault"]
     assert faults and all(f["reason"].startswith("exit code -9") for f in faults)
@@ -240,19 +230,9 @@ def test_a_trainable_the_worker_cannot_import_fails_before_training(
 def test_lost_ray_actors_are_replaced_and_no_step_is_lost(tmp_path, ray_session):
     cfg = config("fire", mode="async", trainable="toys:SlowClimb", args={"delay": 0.003})
     ex = make("ray", max_retries=50)
-    killer = Killer(ex, seed=11, kills=3, every=1.5, how=kill_an_actor)
-    started = ex.start
-
-    def start(spec, seeds):
-        started(spec, seeds)
-        killer.thread.start()
-
-    ex.start = start  # type: ignore[method-assign]
-    try:
-        result = run(cfg, tmp_path / "k", executor=ex)
-    finally:
-        killer.stop.set()
-    assert killer.done >= 1
+    killer = Killer(ex, seed=11, kills=3, how=kill_actor)
+    result = run(cfg, tmp_path / "k", executor=ex)
+    assert killer.done == 3
     check_accounting(tmp_path / "k", 300)
     faults = [e for e in read_events(tmp_path / "k/events.jsonl") if e["ev"] == "fault"]
     assert faults
