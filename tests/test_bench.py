@@ -51,7 +51,7 @@ def test_quick_report_matches_the_journals(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=3600,  # generous: only a hang should ever hit it
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())["benchmarks"]["nqm-noise"]

@@ -38,7 +38,7 @@ def firepbt(*args, cwd):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,  # generous: only a hang should ever hit it
     )
 
 

@@ -144,3 +144,78 @@ def test_overrides_parse_toml_values():
         "args": {"width": 2.5},
         "mode": "async",
     }
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("stesp", 400, r"^stesp: unknown field \(did you mean 'steps'\?\)$"),
+        (
+            "mode",
+            "asynch",
+            r"^mode: must be one of sync, async; got 'asynch' \(did you mean 'async'\?\)",
+        ),
+        (
+            "algorithm.evaluator",
+            3,
+            r"^algorithm.evaluator: unknown field \(did you mean 'evaluators'\?\)",
+        ),
+        ("algorithm.name", "fir", r"^algorithm.name: .*\(did you mean 'fire'\?\)"),
+        ("space.lr.kind", "loguniform", r"^space.lr.kind: .*\(did you mean 'log_uniform'\?\)"),
+        ("space.lr.hihg", 1.0, r"^space.lr.hihg: .*\(did you mean 'high'\?\)"),
+    ],
+)
+def test_typos_get_a_did_you_mean(path, value, message):
+    if path.startswith("space."):  # with_ copies one level only: the space by hand
+        data = with_("space", {"lr": {**GOOD["space"]["lr"], path.split(".")[-1]: value}})
+    else:
+        data = with_(path, value)
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(data)
+
+
+def test_no_suggestion_for_a_name_unlike_any_field():
+    with pytest.raises(ConfigError, match=r"^zzz: unknown field$"):
+        Config.from_dict(with_("zzz", 1))
+
+
+def test_set_algorithm_name_switches_and_says_what_it_dropped():
+    notes = []
+    data = {"algorithm": dict(GOOD["algorithm"], truncation=0.2)}
+    data = apply_overrides(data, ["algorithm.name=pbt"], notes)
+    assert data["algorithm"] == {"name": "pbt", "truncation": 0.2}  # shared settings stay
+    assert notes == [
+        "--set algorithm.name=pbt: dropped algorithm.subpopulation_size, algorithm.evaluators, "
+        "algorithm.max_eval_steps (settings of fire that pbt does not have)"
+    ]
+    config = Config.from_dict({**GOOD, "algorithm": data["algorithm"]})
+    assert config.algorithm.name == "pbt" and config.algorithm.truncation == 0.2
+    # the other way, with the new algorithm's own setting given too
+    notes = []
+    data = apply_overrides(
+        {"algorithm": {"name": "pbt", "population": 8}},
+        ["algorithm.name=fire", "algorithm.subpopulation_size=4"],
+        notes,
+    )
+    assert data["algorithm"] == {"name": "fire", "subpopulation_size": 4}
+    assert "dropped algorithm.population" in notes[0]
+    # an unknown field of the old algorithm is not silently dropped
+    data = apply_overrides(
+        {"algorithm": {"name": "pbt", "populaton": 8}}, ["algorithm.name=random"]
+    )
+    assert data["algorithm"] == {"name": "random", "populaton": 8}
+
+
+def test_config_from_dict_is_the_python_builder():
+    """The README's builder example: a plain dict, validated like a TOML file."""
+    config = Config.from_dict(
+        {
+            "trainable": "toys:Climb",
+            "steps": 400,
+            "space": {"lr": {"kind": "log_uniform", "low": 1e-3, "high": 1.0}},
+            "algorithm": {"name": "pbt", "population": 8},
+            "eval_interval": 10,
+            "ready_interval": 50,
+        }
+    )
+    assert config.algorithm.name == "pbt" and config.space.names == ("lr",)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -347,7 +346,9 @@ def test_short_and_constant_curves_are_their_own_smoothing():
     assert not np.array_equal(C(0.0, 1.0, 0.0, 1.5).smoothed(), [0.0, 1.0, 0.0, 1.5])
 
 
-def test_long_curve_fits_thinned_and_fast(monkeypatch):
+def test_long_curve_fits_thinned(monkeypatch):
+    """The GP's hyperparameters are fitted on GP_FIT_POINTS points, the mean on all (how
+    fast that is: benchmarks/curves_speed.py; no timing is asserted here)."""
     sizes = []
     argmax, mean = curves._lml_argmax, curves._posterior_mean
 
@@ -362,26 +363,21 @@ def test_long_curve_fits_thinned_and_fast(monkeypatch):
     monkeypatch.setattr(curves, "_lml_argmax", spy_fit)
     monkeypatch.setattr(curves, "_posterior_mean", spy_mean)
     c, truth = noisy_curve(1000)
-    t = time.perf_counter()
     s = c.smoothed()
-    elapsed = time.perf_counter() - t
     assert sizes == [curves.GP_FIT_POINTS, 1000]  # hyperparameters on GP_FIT_POINTS, mean on all
-    assert elapsed < 10.0
     assert np.sqrt(np.mean((s - truth) ** 2)) < 0.5 * np.sqrt(np.mean((c.scores - truth) ** 2))
 
 
-def test_no_overlap_comparison_is_fast():
+def test_no_overlap_comparison_is_cached():
+    """Repeated comparisons reuse the cached fits and give the same answer (how fast:
+    benchmarks/curves_speed.py; no timing is asserted here)."""
     x = np.arange(30) * 200
     rng = np.random.default_rng(5)
     a = Curve(x, 5 + np.log1p(np.arange(30)) + rng.normal(0, 0.05, 30))
     b = Curve(x, 0.5 * np.log1p(np.arange(30)) + rng.normal(0, 0.05, 30))
     assert overlap(a, b) is None  # the 32-δ grid path
-    best_score_diff(a, b)  # fits cached
-    reps = 200
-    t = time.perf_counter()
-    for _ in range(reps):
-        best_score_diff(a, b)
-    assert (time.perf_counter() - t) / reps < 1e-3
+    first = best_score_diff(a, b)
+    assert all(best_score_diff(a, b) == first for _ in range(20))
 
 
 # ------------------------------------------------------------------ issue 12: speed-ups

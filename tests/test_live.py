@@ -88,7 +88,8 @@ def test_plain_lines_one_per_ready_interval(tmp_path):
     # 400 steps, ready every 50: 8 lines, the last one doubles as the end line
     assert len(lines) == 8
     assert "step 50/400" in lines[0] and "step 400/400 (0 left)" in lines[-1]
-    assert all("best" in line and "P1:" in line for line in lines)
+    # plain PBT has one population, not FIRE's P1
+    assert all("best" in line and "population:" in line and "P1" not in line for line in lines)
 
 
 def test_plain_lines_are_throttled(tmp_path):

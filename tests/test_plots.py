@@ -1,5 +1,7 @@
 """Figures from the journal: extraction functions on a small FIRE run, and ``firepbt plot``."""
 
+from pathlib import Path
+
 import pytest
 
 from firepbt.api import run
@@ -69,3 +71,80 @@ def test_lineage_consistent(fire_run):
 
     lin = Lineage.from_events(read_events(fire_run[0]))
     assert lin.nets
+
+
+def test_every_hyperparameter_gets_a_panel_on_its_kinds_axis(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from firepbt.report import plots
+
+    data = dict(
+        CONFIG,
+        trainable="toys:Climb",
+        direction="max",
+        steps=100,
+        space={
+            "lr": {"kind": "log_uniform", "low": 0.01, "high": 1.0},
+            "momentum": {"kind": "uniform", "low": 0.0, "high": 0.99},
+            "width": {"kind": "int", "low": 1, "high": 8},
+            "opt": {"kind": "choice", "choices": ["sgd", "adam", "rmsprop"]},
+        },
+        algorithm={"name": "pbt", "population": 4},
+    )
+    data.pop("args")
+    run(Config.from_dict(data), tmp_path / "pbt")
+    seen = {}
+    save = plots._save
+
+    def spy(fig, path, formats):
+        axes = [ax for ax in fig.axes if ax.get_ylabel()]
+        seen[Path(path).stem] = (
+            [ax.get_ylabel() for ax in axes],
+            [ax.get_yscale() for ax in axes],
+            [t.get_text() for t in axes[-1].get_yticklabels()],
+            [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else [],
+        )
+        return save(fig, path, formats)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    paths = plot_run(tmp_path / "pbt", formats=("png", "svg"))
+    assert [p.name for p in paths] == [
+        "hparams.png",
+        "hparams.svg",
+        "best_score.png",
+        "best_score.svg",
+        "schedule.png",
+        "schedule.svg",
+    ]
+    for fig in ("hparams", "schedule"):
+        labels, scales, ticks, _ = seen[fig]
+        assert labels == ["lr", "momentum", "width", "opt"]
+        assert scales == ["log", "linear", "linear", "linear"]
+        assert ticks == ["sgd", "adam", "rmsprop"]  # a choice: one tick per choice
+    legend = seen["hparams"][3]
+    assert "population: median" in legend and "population: min–max over members" in legend
+    assert not any("P1" in t for t in legend)  # plain PBT has no sub-populations
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(tmp_path / "pbt/plots/hparams.png").shape[:2]
+    assert width >= 7 * 150  # 150 dpi
+
+
+def test_fire_roles_and_markers_are_explained(fire_run, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from firepbt.report import plots
+
+    legends = {}
+    save = plots._save
+
+    def spy(fig, path, formats):
+        legends[Path(path).stem] = [t.get_text() for t in fig.legends[0].get_texts()]
+        return save(fig, path, formats)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    out, result = fire_run
+    plots.render_hparam_bands(plots.hparam_bands(out), tmp_path / "h.png")
+    legend = legends["h"]
+    assert {"P1: median", "P2: median", "evaluators: median"} <= set(legend)
+    assert "P1: min–max over members" in legend and "best network's schedule" in legend
+    if result["counts"]["success"]:
+        assert "evaluator success (member's hyperparameters)" in legend

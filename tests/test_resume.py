@@ -65,7 +65,7 @@ def files(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def python(*args, env=None, timeout=120):
+def python(*args, env=None, timeout=1800):  # generous: only a hang should hit it
     full = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{TESTS}", **(env or {}))
     return subprocess.run(
         [sys.executable, *args], env=full, capture_output=True, text=True, timeout=timeout
@@ -157,6 +157,11 @@ def test_sigkill_at_random_times_during_a_slow_run(tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # the random delay starts once the run is under way (its first checkpoint written),
+        # so that a slow machine (a long interpreter start) cannot turn it into a kill
+        # before anything exists
+        while i == 0 and not (out / "checkpoints").exists() and p.poll() is None:
+            time.sleep(0.05)
         time.sleep(float(rng.uniform(0.8, 1.8)))
         p.send_signal(signal.SIGKILL)
         p.wait()

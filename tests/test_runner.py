@@ -136,7 +136,7 @@ def test_minimise_direction_is_negated_once(tmp_path):
 def test_existing_run_directory_is_refused(tmp_path):
     run(config("random"), tmp_path)
     before = (tmp_path / "events.jsonl").read_bytes()
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(ValueError, match="already holds a finished run"):
         run(config("random"), tmp_path)
     assert (tmp_path / "events.jsonl").read_bytes() == before
 

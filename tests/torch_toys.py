@@ -55,3 +55,13 @@ class AdamMLP(MLP):
     def build(self, seed, **args):
         model, _, epoch = super().build(seed, **args)
         return model, torch.optim.AdamW(model.parameters(), lr=1e-3), epoch
+
+
+class DropoutMLP(MLP):
+    """Tunes the dropout rate too: declared in ``handled_hparams``, set by the override."""
+
+    handled_hparams = ("dropout",)
+
+    def apply_hparams(self, hparams):
+        super().apply_hparams(hparams)
+        self.model[2].p = hparams["dropout"]

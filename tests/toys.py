@@ -102,6 +102,74 @@ class Suicidal(Climb):
         super().train(steps, hparams)
 
 
+class Buggy(Climb):
+    """A user's bug: the space names ``lr`` but the code reads ``learning_rate``."""
+
+    def train(self, steps: int, hparams: dict) -> None:
+        self.x += hparams["learning_rate"] * steps  # the line the traceback must point at
+
+
+class NoReturn(Climb):
+    """An ``evaluate`` that forgets to return."""
+
+    def evaluate(self):  # type: ignore[override]
+        self.x + 0.0
+
+
+class LateBug(Climb):
+    """Trains fine at first, then raises ``ZeroDivisionError`` at steps >= 30 for lr > 0.1:
+    a failure after successful training, which is divergence."""
+
+    def train(self, steps: int, hparams: dict) -> None:
+        self.done = getattr(self, "done", 0) + steps
+        if self.done >= 30 and hparams["lr"] > 0.1:
+            _ = 1 / 0
+        super().train(steps, hparams)
+
+    def state_dict(self):
+        return {**super().state_dict(), "done": getattr(self, "done", 0)}
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        self.done = state["done"]
+
+
+class AlwaysNaN(Climb):
+    """Every score is NaN from the start: divergence, never a bug."""
+
+    def evaluate(self) -> float:
+        return math.nan
+
+
+class Declared(Climb):
+    """Declares the hyperparameters it uses (the trainable protocol's ``accepted_hparams``)."""
+
+    accepted_hparams = ("lr",)
+
+
+class Hangs(Climb):
+    """Hangs (an hour) in ``train`` once lr > 0.2 and x > 0: a deadlock, as the loop sees it."""
+
+    def train(self, steps: int, hparams: dict) -> None:
+        import time
+
+        if hparams["lr"] > 0.2 and self.x > 0:
+            time.sleep(3600)
+        super().train(steps, hparams)
+
+
+RELEASE = None  # a threading.Event the in-process timeout test sets from its notify callback
+
+
+class WaitsForRelease(Climb):
+    """Blocks in its first ``train`` until RELEASE is set (at most 10 minutes)."""
+
+    def train(self, steps: int, hparams: dict) -> None:
+        if RELEASE is not None and self.x == 0:
+            RELEASE.wait(600)
+        super().train(steps, hparams)
+
+
 class PidProbe(Climb):
     """Climb whose held-out ``test`` score is the id of the process it runs in."""
 

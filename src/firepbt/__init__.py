@@ -2,8 +2,9 @@
 
 The public entry points::
 
-    from firepbt import load_config, run
+    from firepbt import load_best, load_config, run
     result = run(load_config("exp.toml"), "runs/exp")
+    net = load_best("runs/exp")  # with keep_best_checkpoints = true
 
 The package is layered (``pyproject.toml``, ``[tool.importlinter]``): ``core`` (curves,
 spaces, the trainable protocol) <- ``algorithms`` (pure deciders) <- ``config`` <-
@@ -13,7 +14,7 @@ spaces, the trainable protocol) <- ``algorithms`` (pure deciders) <- ``config`` 
 """
 
 from firepbt._version import __version__
-from firepbt.api import resume, run
+from firepbt.api import load_best, resume, run
 from firepbt.config import Config, load_config
 from firepbt.core.errors import ConfigError
 from firepbt.core.space import Choice, Int, LogUniform, SearchSpace, Uniform
@@ -27,6 +28,7 @@ __all__ = [
     "SearchSpace",
     "Uniform",
     "__version__",
+    "load_best",
     "load_config",
     "resume",
     "run",

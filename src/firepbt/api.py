@@ -12,12 +12,14 @@ from typing import Any
 
 from firepbt.config import Config
 from firepbt.executors.base import Executor
+from firepbt.report.notices import Notices
 from firepbt.report.observers import observers_for
 from firepbt.runner import loop
 from firepbt.runner import resume as resuming
+from firepbt.runner.best import load_best
 from firepbt.runner.loop import Logger, Observer
 
-__all__ = ["resume", "run"]
+__all__ = ["load_best", "resume", "run"]
 
 
 def run(
@@ -28,11 +30,16 @@ def run(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
+    notices: bool = True,
 ) -> dict[str, Any]:
     """Run one experiment to the end and return its result (also written to ``out_dir``).
 
     ``observers`` are called with every journalled event, followed by those the config
     asks for; a missing optional package for one of them raises ConfigError first.
+    ``notices``: print what needs attention on stderr (the first traceback of each
+    distinct error in the trainable's code, worker faults and timeouts; see
+    :mod:`firepbt.report.notices`). A bug in the trainable's code (no network ever
+    trained) stops the run with :class:`~firepbt.core.errors.UserCodeError`.
     """
     return loop.run(
         config,
@@ -40,7 +47,11 @@ def run(
         executor=executor,
         log=log,
         trainable_cls=trainable_cls,
-        observers=[*(observers or []), *observers_for(config, out_dir)],
+        observers=[
+            *(observers or []),
+            *observers_for(config, out_dir),
+            *([Notices()] if notices else []),
+        ],
     )
 
 
@@ -52,10 +63,12 @@ def resume(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
+    notices: bool = True,
 ) -> dict[str, Any] | None:
     """Continue the run in ``run_dir`` from its last good checkpoint (README "Durability").
 
-    Returns None, and changes nothing, if the run already finished.
+    Returns None, and changes nothing, if the run already finished. ``notices`` as for
+    :func:`run` (and where the run resumed from, with its best score so far).
     """
     return resuming.resume(
         run_dir,
@@ -63,6 +76,6 @@ def resume(
         executor=executor,
         log=log,
         trainable_cls=trainable_cls,
-        observers=observers,
+        observers=[*(observers or []), *([Notices()] if notices else [])],
         config_observers=lambda cfg: observers_for(cfg, run_dir),
     )

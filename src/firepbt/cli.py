@@ -1,13 +1,17 @@
-"""The ``firepbt`` command line: run, resume, demo, show, replay, plot, configs.
+"""The ``firepbt`` command line: run, resume, demo, show, replay, plot, compare, configs.
 
 Every error found before training (a bad config, an unimportable trainable, a run
-directory that is not a run) prints one line and exits with status 2.
+directory that is not a run) prints one line and exits with status 2. A bug in the
+trainable's code that stops a run (no network ever trained) prints its traceback and
+exits with status 1. An interrupted run (Ctrl-C, SIGTERM) exits with 130 or 143 and says
+how to continue it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -17,9 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from firepbt.config import Config, load_config
-from firepbt.core.errors import ConfigError, ExecutorError
+from firepbt.core.errors import ConfigError, ExecutorError, UserCodeError
 
 EXIT_USAGE = 2
+EXIT_USER_CODE = 1
+_running: Path | None = None  # the run directory a run or resume command is driving
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwind like Ctrl-C, so that workers stop and temporary files go."""
 
 
 def bundled_configs() -> dict[str, Path]:
@@ -44,7 +54,10 @@ def resolve_config_path(name: str) -> Path:
 
 
 def _load(name: str, seed: int | None, overrides: Sequence[str]) -> Config:
-    config = load_config(resolve_config_path(name), list(overrides))
+    notes: list[str] = []
+    config = load_config(resolve_config_path(name), list(overrides), notes=notes)
+    for note in notes:
+        print(f"firepbt: note: {note}", file=sys.stderr)
     return config.with_seed(seed) if seed is not None else config
 
 
@@ -53,6 +66,8 @@ def _run_with_progress(config: Config, out: Path, quiet: bool) -> dict[str, Any]
     from firepbt.api import run
     from firepbt.report.live import progress_observer
 
+    global _running
+    _running = out
     view = progress_observer(quiet)
     try:
         return run(config, out, observers=[view] if view else None)
@@ -89,6 +104,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise ConfigError("--set: needs --config (the config to check the run against)")
     from firepbt.report.live import progress_observer
 
+    global _running
+    _running = out
     t0 = time.perf_counter()
     view = progress_observer(args.quiet)
     try:
@@ -141,15 +158,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from firepbt.report.results import format_table, load_result, schedule_text, summary_rows
+    from firepbt.report.results import (
+        errors_from_journal,
+        errors_text,
+        format_table,
+        load_result,
+        schedule_text,
+        summary_rows,
+    )
 
-    results = [(d, load_result(d)) for d in args.dirs]
+    unfinished = [d for d in args.dirs if _stopped(Path(d))]
+    for d in unfinished:
+        errors, aborted = errors_from_journal(d)
+        print(f"{d}: not finished" + (f"; {aborted}" if aborted else ""))
+        if errors:
+            print(
+                "errors in the trainable's code: distinct exceptions, with how many tasks each failed"
+            )
+            print(errors_text(errors))
+    results = [(d, load_result(d)) for d in args.dirs if d not in unfinished]
+    if not results:
+        return 0
     print(format_table(summary_rows(results)))
     if len(results) == 1 and results[0][1].get("best"):
         best = results[0][1]["best"]
         print(f"best schedule ({best['role']} {best['member']}, step {best['step']}):")
         print(schedule_text(best["schedule"]))
+    for d, r in results:
+        if r.get("errors"):
+            head = "errors in the trainable's code" + (f" ({d})" if len(results) > 1 else "")
+            print(f"{head}: distinct exceptions, with how many tasks each failed")
+            print(errors_text(r["errors"]))
     return 0
+
+
+def _stopped(run_dir: Path) -> bool:
+    """A run directory with a journal but no result: killed, or stopped for a bug."""
+    return (run_dir / "events.jsonl").is_file() and not (run_dir / "result.json").is_file()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -183,9 +228,52 @@ def cmd_plot(args: argparse.Namespace) -> int:
     runs = list(runs_under(args.dir))
     if not runs:
         raise ConfigError(f"{args.dir}: no run found (no events.jsonl at or below it)")
+    formats = _formats(args.format)
     for run_dir in runs:
-        for path in plot_run(run_dir):
+        for path in plot_run(run_dir, formats=formats):
             print(f"plot: {path}")
+    return 0
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from firepbt.report.plots import FORMATS
+
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"--format: expected some of {','.join(FORMATS)}, got {text!r}")
+    return formats
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Runs grouped by algorithm: the best score against step (mean ± std over the runs
+    of each algorithm, the paper's Figure 4b) and a table of mean ± std (Table 1)."""
+    from firepbt.report.plots import compare_runs, runs_under
+    from firepbt.report.results import compare_rows, format_table, load_result
+
+    formats = _formats(args.format)
+    runs = [r for d in args.dirs for r in runs_under(d)]
+    if not runs:
+        raise ConfigError(f"{' '.join(args.dirs)}: no run found (no events.jsonl at or below)")
+    finished = [(r, load_result(r)) for r in runs if (r / "result.json").is_file()]
+    if not finished:
+        raise ConfigError(f"{' '.join(args.dirs)}: no finished run (no result.json)")
+    directions = {res["direction"] for _, res in finished}
+    if len(directions) > 1:
+        raise ConfigError("compare: the runs do not share one direction (some max, some min)")
+    header, rows = compare_rows(finished)
+    print(format_table(rows, header))
+    unfinished = len(runs) - len(finished)
+    if unfinished:
+        print(f"({unfinished} unfinished run(s) left out of the table, drawn in the figure)")
+    out = Path(args.out)
+    try:
+        drawn = compare_runs(runs, out, formats=formats)
+    except ImportError:
+        print("(no figure: matplotlib is not installed; pip install 'firepbt[plot]')")
+        return 0
+    for path in drawn["paths"]:
+        print(f"plot: {path}")
     return 0
 
 
@@ -234,26 +322,66 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
     pl = sub.add_parser("plot", help="figures (PNG) of a run, or of every run below DIR")
     pl.add_argument("dir")
+    pl.add_argument("--format", default="png", help="comma-separated: png, svg, pdf (default png)")
     pl.set_defaults(func=cmd_plot)
+    cp = sub.add_parser(
+        "compare",
+        help="runs grouped by algorithm (e.g. RS, PBT, FIRE PBT over seeds): best score "
+        "against step (mean ± std) and a table of mean ± std",
+    )
+    cp.add_argument("dirs", nargs="+", help="run directories, or directories holding runs")
+    cp.add_argument("--out", default="compare", help="where the figure goes (default compare/)")
+    cp.add_argument("--format", default="png", help="comma-separated: png, svg, pdf")
+    cp.set_defaults(func=cmd_compare)
     c = sub.add_parser("configs", help="list the bundled configs")
     c.set_defaults(func=cmd_configs)
     return p
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _resume_hint() -> str:
+    out = _running
+    if out is None or not (out / "run.json").is_file() or (out / "result.json").is_file():
+        return ""
+    return f"; continue the run with: firepbt resume {out}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _running
     args = parser().parse_args(argv)
+    _running = None
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
     try:
         code: int = args.func(args)
         return code
     except ConfigError as exc:
         print(f"firepbt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ExecutorError as exc:  # training had started: its last checkpoint resumes it
+    except UserCodeError as exc:
+        # the notices printed each distinct error's traceback when it first happened
         print(f"firepbt: error: {exc}", file=sys.stderr)
+        if exc.traceback:
+            print(
+                "firepbt: its traceback is printed above, where it first happened", file=sys.stderr
+            )
+        return EXIT_USER_CODE
+    except ExecutorError as exc:  # training had started: its last checkpoint resumes it
+        print(f"firepbt: error: {exc}{_resume_hint()}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("firepbt: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"firepbt: {what}{_resume_hint()}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _entry() -> Any:  # pragma: no cover

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, did_you_mean
 
 MISSING = object()
 
@@ -53,10 +53,13 @@ class Fields:
         if value not in options:
             raise ConfigError(
                 f"{self.name(key)}: must be one of {', '.join(options)}; got {value!r}"
+                + did_you_mean(value, options)
             )
         return str(value)
 
     def done(self) -> None:
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
-            raise ConfigError(f"{self.name(unknown[0])}: unknown field")
+            raise ConfigError(
+                f"{self.name(unknown[0])}: unknown field" + did_you_mean(unknown[0], self.seen)
+            )

@@ -42,6 +42,11 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     slots = f.positive_int("slots") if "slots" in f.table else None
     devices = _devices(f)
     max_retries = f.positive_int("max_retries", 3, minimum=0)
+    task_timeout = f.get("task_timeout", float, None)
+    if task_timeout is not None and task_timeout <= 0:
+        raise ConfigError(
+            f"task_timeout: must be > 0 seconds (leave it out for no limit), got {task_timeout}"
+        )
     ray = _ray(f.get("ray", dict, {}), search_path)
     simulated = _simulated(f.get("simulated", dict, {}))
     if "simulated" in f.table and executor != "simulated":
@@ -101,6 +106,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
         slots=slots,
         devices=devices,
         max_retries=max_retries,
+        task_timeout=task_timeout,
         ray=ray,
         simulated=simulated,
         tensorboard=tensorboard,

@@ -131,6 +131,7 @@ class Config:
     slots: int | None = None  # workers training at once; None: CPU count, or one per device
     devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
     max_retries: int = 3  # re-runs of a task whose worker process or actor died
+    task_timeout: float | None = None  # seconds one task may run (None: no limit)
     ray: RaySettings = field(default_factory=RaySettings)
     simulated: SimulatedSettings = field(default_factory=SimulatedSettings)
     tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.report.tensorboard)
@@ -174,6 +175,7 @@ class Config:
             "keep_best_checkpoints": self.keep_best_checkpoints,
             "args": dict(self.args),
             **({} if self.slots is None else {"slots": self.slots}),
+            **({} if self.task_timeout is None else {"task_timeout": self.task_timeout}),
             "space": self.space.to_dict(),
             "algorithm": algo,
         }

@@ -24,6 +24,8 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import numpy as np
 
+from firepbt.core.errors import did_you_mean
+
 DEFAULT_PERTURB: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0)
 
 
@@ -218,13 +220,19 @@ class SearchSpace(Mapping[str, Param]):
                 raise SpaceError(f"{path}.kind: required, one of {valid}")
             kind = table["kind"]
             if not isinstance(kind, str) or kind not in _CLASSES:
-                raise SpaceError(f"{path}.kind: unknown kind {kind!r}; valid kinds: {valid}")
+                raise SpaceError(
+                    f"{path}.kind: unknown kind {kind!r}; valid kinds: {valid}"
+                    + did_you_mean(kind, _CLASSES)
+                )
             klass = _CLASSES[kind]
             keys = [f.name for f in fields(klass)]
             for key in table:
                 if key != "kind" and key not in keys:
                     allowed = ", ".join(["kind", *keys])
-                    raise SpaceError(f"{path}.{key}: unknown key for {kind} (valid: {allowed})")
+                    raise SpaceError(
+                        f"{path}.{key}: unknown key for {kind} (valid: {allowed})"
+                        + did_you_mean(key, ["kind", *keys])
+                    )
             for f in fields(klass):
                 if f.default is MISSING and f.name not in table:
                     raise SpaceError(f"{path}.{f.name}: required for {kind}")

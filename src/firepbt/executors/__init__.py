@@ -24,9 +24,14 @@ __all__ = [
 
 def make_executor(config: Config) -> Executor:
     """The executor a config names (``executor``, ``slots``, ``devices``, ``[ray]``,
-    ``[simulated]``)."""
+    ``max_retries``, ``task_timeout``, ``[simulated]``)."""
     if config.executor == "processes":
-        return ProcessExecutor(config.slots, devices=config.devices, max_retries=config.max_retries)
+        return ProcessExecutor(
+            config.slots,
+            devices=config.devices,
+            max_retries=config.max_retries,
+            task_timeout=config.task_timeout,
+        )
     if config.executor == "ray":
         try:
             from firepbt.executors.ray import RayExecutor  # ray is an optional dependency
@@ -43,9 +48,10 @@ def make_executor(config: Config) -> Executor:
             runtime_env=config.ray.env(),
             node_wait_s=config.ray.node_wait,
             max_retries=config.max_retries,
+            task_timeout=config.task_timeout,
         )
     if config.executor == "simulated":
         from firepbt.executors.simulated import SimulatedExecutor
 
         return SimulatedExecutor(config.simulated, max_retries=config.max_retries)
-    return InProcessExecutor()
+    return InProcessExecutor(task_timeout=config.task_timeout)

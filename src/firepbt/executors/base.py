@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from firepbt.core.errors import describe_exception
 from firepbt.core.trainable import Hparams, TrainableSpec
 
 
@@ -38,28 +38,76 @@ class TaskResult:
     steps: int
     hparams: Hparams
     score: float  # NaN when the network diverged (non-finite, or train/evaluate raised)
-    error: str | None = None
+    error: str | None = None  # one line: the exception, or "non-finite score nan"
     seconds: float = 0.0
     # what went wrong in the executor since the last result (a worker process died, ...);
     # the loop journals each as a "fault" event, whether or not the result is stale
     faults: tuple[dict[str, Any], ...] = ()
+    # when train/evaluate raised: the traceback from the user's code down, and the
+    # "file:line" of the user's frame it points at (the loop tells bugs from divergence)
+    traceback: str | None = None
+    where: str | None = None
+
+
+class BadScore(TypeError):
+    """``evaluate`` returned something that is not a number (a forgotten ``return``?)."""
+
+    def __init__(self, trainable: Any, value: Any) -> None:
+        name = type(trainable).__name__
+        super().__init__(
+            f"{name}.evaluate() returned {value!r}, not a number (does it forget to return "
+            "the score?)"
+        )
+        self.where: str | None = None
+        try:
+            code = type(trainable).evaluate.__code__
+            self.where = f"{code.co_filename}:{code.co_firstlineno}"
+        except AttributeError:
+            pass
+
+
+NONFINITE = "non-finite score"  # how a TaskResult's error says the network diverged
 
 
 def run_task(trainable: Any, task: Task) -> TaskResult:
-    """Train then evaluate; a raise or a non-finite score is a diverged network."""
+    """Train then evaluate; a raise or a non-finite score is a failed network.
+
+    The loop decides what a failure means (SPEC "Bad scores"): a non-finite score, or a
+    raise after the network trained successfully before, is divergence; a raise of a
+    network that never trained successfully is a candidate bug in the user's code.
+    """
     t0 = time.perf_counter()
-    error = None
+    error = tb = where = None
     try:
         trainable.train(task.steps, dict(task.hparams))
-        score = float(trainable.evaluate())
+        value = trainable.evaluate()
+        try:
+            score = float(value)
+        except (TypeError, ValueError):
+            raise BadScore(trainable, value) from None
         if not math.isfinite(score):
-            error = f"non-finite score {score}"
+            error = f"{NONFINITE} {score}"
             score = math.nan
-    except Exception as exc:  # the user's code failed: the network diverged (SPEC "Bad scores")
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    except BadScore as exc:
+        error, where = f"TypeError: {exc}", exc.where
+        tb = f"TypeError: {exc}\n"
+        if exc.where:
+            path, _, line = exc.where.rpartition(":")
+            tb = f'  File "{path}", line {line}, in evaluate\n' + tb
+        score = math.nan
+    except Exception as exc:  # the user's code failed
+        error, tb, where = describe_exception(exc)
         score = math.nan
     return TaskResult(
-        task.worker, task.token, task.steps, task.hparams, score, error, time.perf_counter() - t0
+        task.worker,
+        task.token,
+        task.steps,
+        task.hparams,
+        score,
+        error,
+        time.perf_counter() - t0,
+        traceback=tb,
+        where=where,
     )
 
 

@@ -9,7 +9,9 @@ finished task (a file, an object-store entry). That gives, with no extra traffic
 - ``get_state`` / ``set_state``: read or replace the reference;
 - fault recovery: a slot that dies is respawned and the task re-run from the worker's
   reference, at most ``max_retries`` times; then it fails (NaN score, an error), the
-  decider treats the network as diverged and exploit replaces it.
+  decider treats the network as diverged and exploit replaces it;
+- timeouts: with ``task_timeout`` set, a slot whose running task overran it is killed
+  (with its process or actor) and handled as a dead slot whose reason is ``timeout``.
 
 A *generation* per worker, bumped by ``cancel``/``copy``/``set_state``, marks a task
 started before the change: its result is returned (the loop drops it by token) but the
@@ -19,6 +21,7 @@ state it produced is discarded, as the in-process executor would never have run 
 from __future__ import annotations
 
 import math
+import time
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Sequence
@@ -63,9 +66,13 @@ class SlotPool(Executor):
 
     depth = 1  # jobs sent ahead to one slot (2 hides the controller's round trip)
 
-    def __init__(self, slots: int, *, max_retries: int = 3) -> None:
+    def __init__(
+        self, slots: int, *, max_retries: int = 3, task_timeout: float | None = None
+    ) -> None:
         self.n_slots = slots
         self.max_retries = max_retries
+        self.task_timeout = task_timeout
+        self.since: dict[int, float] = {}  # slot -> when its running (oldest) job started
         self.refs: list[Ref] = []
         self.gen: list[int] = []
         self.queue: deque[Job] = deque()
@@ -102,8 +109,15 @@ class SlotPool(Executor):
         """Start ``job`` on an idle slot (asynchronously)."""
 
     @abstractmethod
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
-        """Finished jobs of running slots (result, new state or None, the job), dead slots."""
+    def poll(
+        self, block: bool, timeout: float | None = None
+    ) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
+        """Finished jobs of running slots (result, new state or None, the job), dead slots;
+        blocking at most ``timeout`` seconds (None: until something happens)."""
+
+    @abstractmethod
+    def kill(self, slot: int) -> None:
+        """Stop a slot's process or actor now (its task overran ``task_timeout``)."""
 
     @abstractmethod
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
@@ -209,7 +223,7 @@ class SlotPool(Executor):
         self._parked = []
         while (self.queue or self.running) and (every or not out):
             self._dispatch_free()
-            for slot, outcome in self.poll(block=True):
+            for slot, outcome in self._poll():
                 result = self._finish(slot, outcome)
                 if result is not None:
                     out.append(result)
@@ -250,6 +264,8 @@ class SlotPool(Executor):
             slot = free.pop(0)
             job.ref_in = self._hold(self.refs[w])
             self.running.setdefault(slot, deque()).append(job)
+            if len(self.running[slot]) == 1:
+                self.since[slot] = time.monotonic()
             busy.add(w)
             self.dispatch(slot, job)
         self.queue = kept
@@ -259,7 +275,7 @@ class SlotPool(Executor):
             for s in range(self.n_slots):
                 if s not in self.running and s not in self.down:
                     return s
-            for slot, outcome in self.poll(block=True):
+            for slot, outcome in self._poll():
                 if isinstance(outcome, Dead):
                     result = self._finish(slot, outcome)
                     if result is not None:
@@ -274,6 +290,7 @@ class SlotPool(Executor):
     ) -> TaskResult | None:
         if isinstance(outcome, Dead):
             jobs = self.running.pop(slot, deque())
+            self.since.pop(slot, None)
             for waiting in reversed(list(jobs)[1:]):  # sent ahead, never started: no attempt
                 self._release(waiting.ref_in)
                 waiting.ref_in = None
@@ -283,12 +300,33 @@ class SlotPool(Executor):
         self._retire(slot, job)
         return self._settle(result, job, ref_out)
 
+    def _poll(self) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
+        """``poll(block=True)``, killing the slots whose running task overran the timeout."""
+        limit = self.task_timeout
+        while True:
+            if limit is None or not self.since:
+                return self.poll(block=True)
+            now = time.monotonic()
+            over = [s for s, t in self.since.items() if now - t >= limit]
+            if over:
+                for s in over:
+                    self.kill(s)
+                return [(s, Dead("timeout")) for s in over]
+            left = min(limit - (now - t) for t in self.since.values())
+            got = self.poll(block=True, timeout=max(left, 0.0))
+            if got:
+                return got
+
     def _retire(self, slot: int, job: Job) -> None:
         """``job`` finished: its slot has room again."""
         jobs = self.running[slot]
-        del jobs[next(i for i, j in enumerate(jobs) if j is job)]
+        i = next(i for i, j in enumerate(jobs) if j is job)
+        del jobs[i]
         if not jobs:
             del self.running[slot]
+            self.since.pop(slot, None)
+        elif i == 0:  # the next job sent ahead starts now
+            self.since[slot] = time.monotonic()
         self._release(job.ref_in)
         job.ref_in = None
 
@@ -304,6 +342,8 @@ class SlotPool(Executor):
         """Restart a dead slot; re-run its task from the worker's last good state."""
         self.launch(slot)
         fault: dict[str, Any] = {"slot": slot, "reason": dead.reason}
+        if dead.reason == "timeout":
+            fault["timeout_s"] = self.task_timeout
         if job is None:
             self.faults.append({**fault, "worker": None, "action": "respawn"})
             return None
@@ -321,7 +361,10 @@ class SlotPool(Executor):
             self.queue.appendleft(job)
             return None
         self.faults.append({**fault, "action": "failed"})
-        error = f"worker died {job.attempts} times ({dead.reason}); gave up"
+        if dead.reason == "timeout":
+            error = f"the task ran over task_timeout = {self.task_timeout:g} s {job.attempts} times; gave up"
+        else:
+            error = f"worker died {job.attempts} times ({dead.reason}); gave up"
         return TaskResult(t.worker, t.token, t.steps, t.hparams, math.nan, error)
 
 

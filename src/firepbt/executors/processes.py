@@ -9,6 +9,11 @@ between workers moves no bytes at all. Slots pinned to devices get
 ``CUDA_VISIBLE_DEVICES`` set before anything is imported, and the trainable receives
 the device as it is seen inside its process (``device="cuda:0"``) if its ``__init__``
 accepts a ``device`` argument.
+
+The state directory (``firepbt-states-*``) is removed when the executor closes, also
+after Ctrl-C or SIGTERM. A controller killed outright (SIGKILL) cannot remove it: each
+directory holds a lock file that its controller keeps locked, and the next process
+executor to start removes every such directory whose lock is free.
 """
 
 from __future__ import annotations
@@ -35,6 +40,56 @@ from firepbt.executors.pool import Dead, Job, Ref, SlotPool
 
 START_TIMEOUT_S = 120.0
 RESPAWN_TRIES = 5
+STATE_PREFIX = "firepbt-states-"
+OWNER_FILE = ".owner"  # locked by the controller while the directory is in use
+GUARD_MESSAGE = (
+    "firepbt: error: firepbt.run() was called while a worker process was importing your "
+    "script. The process executor starts its workers by importing the main module, so "
+    'the code that starts the run must sit under `if __name__ == "__main__":`.'
+)
+GUARD_HINT = (
+    ' (if your script calls firepbt.run() outside `if __name__ == "__main__":`, add that '
+    "guard: the worker processes import the script)"
+)
+
+
+def _lock(fh: Any) -> bool:
+    """An exclusive, non-blocking lock on ``fh`` (True where locks are unsupported)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (not POSIX)
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_state_dirs(parent: str | Path | None = None) -> list[Path]:
+    """Remove the state directories of controllers that died without cleaning up (their
+    owner lock is free); returns them. Directories without an owner file are left alone."""
+    root = Path(parent) if parent else Path(tempfile.gettempdir())
+    removed = []
+    for d in root.glob(f"{STATE_PREFIX}*"):
+        try:
+            if not d.is_dir() or d.stat().st_uid != os.getuid():
+                continue
+            fh = open(d / OWNER_FILE, "rb")  # noqa: SIM115
+        except OSError:
+            continue
+        try:
+            if _lock(fh):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        finally:
+            fh.close()
+    return removed
+
+
+def _main_is_script() -> bool:
+    main = sys.modules.get("__main__")
+    return bool(getattr(main, "__file__", None)) and getattr(main, "__spec__", None) is None
 
 
 class _Died(ConfigError):
@@ -95,6 +150,7 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 assert spec is not None
                 for seed, path in msg[1]:
                     net = spec.resolve()(seed=seed, **kwargs)
+                    spec.check(net)
                     _save(net.state_dict(), path)
                     held = path
                 conn.send(("ok", None))
@@ -123,6 +179,8 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                     net.load_state_dict(_load(path_in))
                     held = path_in
                 conn.send(("ok", float(net.test())))
+        except ConfigError as exc:  # the user's config (hyperparameters the trainable does not use)
+            conn.send(("config", str(exc)))
         except Exception as exc:
             conn.send(("err", "".join(traceback.format_exception_only(type(exc), exc)).strip()))
 
@@ -166,6 +224,7 @@ class ProcessExecutor(SlotPool):
         devices: Sequence[str] = (),
         max_retries: int = 3,
         state_dir: str | Path | None = None,
+        task_timeout: float | None = None,
     ) -> None:
         devices = tuple(devices)
         if slots is None:
@@ -174,7 +233,7 @@ class ProcessExecutor(SlotPool):
             raise ConfigError(
                 f"slots: {slots} slots but devices names {len(devices)}; at most one per device"
             )
-        super().__init__(slots, max_retries=max_retries)
+        super().__init__(slots, max_retries=max_retries, task_timeout=task_timeout)
         self.devices = devices
         self.state_dir = state_dir
         self.ctx = mp.get_context("spawn")
@@ -183,6 +242,7 @@ class ProcessExecutor(SlotPool):
         self.outs: dict[int, deque[Ref]] = {}  # the state files each slot's jobs will write
         self.keys = itertools.count()
         self.dir: Path | None = None
+        self.owner: Any = None  # the locked owner file of ``dir``
         self.spec: TrainableSpec | None = None
 
     def pids(self) -> list[int]:
@@ -192,9 +252,17 @@ class ProcessExecutor(SlotPool):
     # -- transport ----------------------------------------------------------------------
 
     def start(self, spec: TrainableSpec, seeds: Sequence[int]) -> None:
+        if getattr(mp.current_process(), "_inheriting", False):
+            raise SystemExit(GUARD_MESSAGE)  # a worker importing a script without the guard
         self.spec = spec
         parent = str(self.state_dir) if self.state_dir else None
-        self.dir = Path(tempfile.mkdtemp(prefix="firepbt-states-", dir=parent))
+        remove_stale_state_dirs(parent)
+        self.dir = Path(tempfile.mkdtemp(prefix=STATE_PREFIX, dir=parent))
+        # lock first, then give the lock file its name: never an unlocked owner file
+        part = self.dir / f"{OWNER_FILE}.part"
+        self.owner = open(part, "wb")  # noqa: SIM115  (held until close)
+        _lock(self.owner)
+        os.replace(part, self.dir / OWNER_FILE)
         super().start(spec, seeds)
 
     def launch(self, slot: int) -> None:
@@ -255,9 +323,12 @@ class ProcessExecutor(SlotPool):
         except (EOFError, OSError):
             self.procs[slot].join(timeout=5)
             code = self.procs[slot].exitcode
+            hint = GUARD_HINT if code == 1 and _main_is_script() else ""
             raise _Died(
-                f"executor: worker process {slot} died while {what} (exit code {code})"
+                f"executor: worker process {slot} died while {what} (exit code {code}){hint}"
             ) from None
+        if status == "config":
+            raise ConfigError(payload)
         if status == "device":
             device = self.devices[slot] if self.devices else None
             raise ConfigError(f"devices: {device} is not a device on this machine: {payload}")
@@ -279,10 +350,12 @@ class ProcessExecutor(SlotPool):
         except (BrokenPipeError, OSError):
             pass  # the slot is dead: poll() sees its sentinel
 
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
+    def poll(
+        self, block: bool, timeout: float | None = None
+    ) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
         by_conn = {self.conns[s]: s for s in self.running}
         by_sentinel = {p.sentinel: s for s, p in self.procs.items()}
-        ready = wait([*by_conn, *by_sentinel], timeout=None if block else 0)
+        ready = wait([*by_conn, *by_sentinel], timeout=timeout if block else 0)
         out: list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]] = []
         seen: set[int] = set()
         for obj in ready:
@@ -315,6 +388,12 @@ class ProcessExecutor(SlotPool):
                 proc.join(timeout=5)
                 out.append((slot, Dead(f"exit code {proc.exitcode}")))
         return out
+
+    def kill(self, slot: int) -> None:
+        proc = self.procs.get(slot)
+        if proc is not None:
+            proc.kill()
+            proc.join()
 
     def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
         conn = self.conns[slot]
@@ -376,3 +455,6 @@ class ProcessExecutor(SlotPool):
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+        if self.owner is not None:
+            self.owner.close()
+            self.owner = None

@@ -75,6 +75,7 @@ class _Slot:
 
     def build(self, seed: int, key: int) -> tuple[bool, Any]:
         self.net = self.cls(seed=seed, **dict(self.spec.args))
+        self.spec.check(self.net)
         self.held = key
         return True, self.net.state_dict()
 
@@ -185,10 +186,13 @@ class RayExecutor(SlotPool):
         cpus: float = 1.0,
         gpus: float = 0.0,
         max_retries: int = 3,
+        task_timeout: float | None = None,
         runtime_env: Mapping[str, Any] | None = None,
         node_wait_s: float = NODE_WAIT_S,
     ) -> None:
-        super().__init__(slots or os.cpu_count() or 1, max_retries=max_retries)
+        super().__init__(
+            slots or os.cpu_count() or 1, max_retries=max_retries, task_timeout=task_timeout
+        )
         self.address = address
         self.cpus, self.gpus = cpus, gpus
         self.runtime_env = dict(runtime_env) if runtime_env else None
@@ -311,6 +315,8 @@ class RayExecutor(SlotPool):
         try:
             ray.get(oks)
         except RayError as exc:
+            if isinstance(exc, RayTaskError) and isinstance(exc.cause, ConfigError):
+                raise ConfigError(str(exc.cause)) from None
             raise ConfigError(
                 f"trainable: building a network in Ray failed: {_cause(exc)}"
             ) from None
@@ -328,16 +334,18 @@ class RayExecutor(SlotPool):
         )
         self.pending[state] = (slot, Ref(key, state), res, job)
 
-    def poll(self, block: bool) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
+    def poll(
+        self, block: bool, timeout: float | None = None
+    ) -> list[tuple[int, tuple[TaskResult, Ref | None, Job] | Dead]]:
         # a task is done once its state is in this node's store too (fetch_local): a state
         # the pool accepts survives the loss of the node that produced it
         waiting = [*self.pending, *self.booting]
-        timeout: float | None = None if block else 0
+        wait_s: float | None = timeout if block else 0  # timeout: the pool's task_timeout
         idle = not self.pending and len(self.down) == self.n_slots
         if block and idle:
-            timeout = self.node_wait_s
+            wait_s = self.node_wait_s
         ready, rest = (
-            ray.wait(waiting, num_returns=1, timeout=timeout, fetch_local=True)
+            ray.wait(waiting, num_returns=1, timeout=wait_s, fetch_local=True)
             if waiting
             else ([], [])  # every slot gave up restarting: nothing left to wait for
         )
@@ -379,6 +387,11 @@ class RayExecutor(SlotPool):
                 )
             out.append((slot, (result, ref if ok else None, job)))
         return out
+
+    def kill(self, slot: int) -> None:
+        actor = self.actors.get(slot)
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
 
     def _take_faults(self) -> list[dict[str, Any]]:
         faults, self.faults = self.faults, []

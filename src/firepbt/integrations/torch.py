@@ -16,9 +16,15 @@ made from a fixed seed in ``args``, not from ``seed``.
 :meth:`TorchTrainable.apply_hparams` writes each hyperparameter whose name is a key of
 the optimiser's param groups into every group: ``lr``, ``momentum``, ``weight_decay``,
 ``dampening``, ``eps``, ``alpha``, … whatever the optimiser has. ``beta1`` and ``beta2``
-set the two halves of ``betas`` (Adam, AdamW). Every other hyperparameter is left to
-your code: all of them are in ``self.hparams`` during ``loss``/``train_step``. To add
-one (a dropout rate, a per-group lr), override ``apply_hparams`` and call ``super()``::
+set the two halves of ``betas`` (Adam, AdamW). Any other hyperparameter is your code's
+to use, and must be declared in ``handled_hparams``: a search space naming a
+hyperparameter that is neither an optimiser key nor declared is refused before training
+(``space.momentun: ... does not use a hyperparameter named 'momentun' (did you mean
+'momentum'?)``), since tuning it would change nothing. All of them are in
+``self.hparams`` during ``loss``/``train_step``. To add one (a dropout rate, a per-group
+lr), declare it and override ``apply_hparams``, calling ``super()``::
+
+    handled_hparams = ("dropout",)
 
     def apply_hparams(self, hparams):
         super().apply_hparams(hparams)
@@ -65,6 +71,8 @@ class TorchTrainable:
     """Base class of a firepbt trainable around a PyTorch model; see the module docstring."""
 
     num_threads: int | None = None
+    # hyperparameters your code uses beyond the optimiser's keys (apply_hparams, loss)
+    handled_hparams: tuple[str, ...] = ()
 
     def __init__(self, seed: int, device: str | torch.device | None = None, **args: Any) -> None:
         if self.num_threads:
@@ -103,6 +111,16 @@ class TorchTrainable:
         raise NotImplementedError
 
     # -- hooks ----------------------------------------------------------------------------
+
+    def accepted_hparams(self) -> set[str]:
+        """The optimiser's keys (``beta1``/``beta2`` with ``betas``) and ``handled_hparams``:
+        what :meth:`apply_hparams` and your code use (the trainable protocol's declaration)."""
+        names = set(self.handled_hparams)
+        for group in self.optimizer.param_groups:
+            names |= {k for k in group if k != "params"}
+            if "betas" in group:
+                names |= {"beta1", "beta2"}
+        return names
 
     def apply_hparams(self, hparams: dict[str, Any]) -> None:
         """Write the optimiser's hyperparameters into every param group."""

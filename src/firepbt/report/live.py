@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import IO, Any
 
 from firepbt.report.results import fmt
@@ -37,7 +38,15 @@ class PopulationView:
         self.best: tuple[float, int, int] | None = None  # (score, worker, step)
         self.evaluators: dict[int, dict[str, Any]] = {}
         self.recent: deque[str] = deque(maxlen=recent)
-        self.counts = {"exploit": 0, "success": 0, "assign": 0, "stop": 0, "diverged": 0}
+        self.counts = {
+            "exploit": 0,
+            "success": 0,
+            "assign": 0,
+            "stop": 0,
+            "diverged": 0,
+            "errors": 0,  # results whose train/evaluate raised (report/notices.py shows why)
+            "faults": 0,  # worker processes or actors that died or overran task_timeout
+        }
         self.ended = False
 
     # -- events -----------------------------------------------------------------------
@@ -61,6 +70,8 @@ class PopulationView:
                 if e["fresh"]:
                     e["fresh"], e["from"] = False, ev["start"]
                 e["trained"] = ev["step"] - e["from"]
+            if "error_id" in ev:
+                self.counts["errors"] += 1
             if score is None:
                 self.counts["diverged"] += 1
             elif self.best is None or self.sign * score > self.sign * self.best[0]:
@@ -98,6 +109,8 @@ class PopulationView:
             e = self.evaluators.get(ev["evaluator"])
             if e is not None and not e["fresh"]:
                 e.update({k: ev.get(k) for k in ("p", "threshold", "diff")})
+        elif kind == "fault":
+            self.counts["faults"] += 1
         elif kind == "end":
             self.ended = True
 
@@ -107,7 +120,13 @@ class PopulationView:
         if w >= len(self.roles):
             return f"worker {w}"
         role, subpop = self.roles[w]
-        return f"P{subpop}/{w}" if role == "member" else f"evaluator {w}"
+        if role != "member":
+            return f"evaluator {w}"
+        return f"P{subpop}/{w}" if self.algorithm == "fire" else f"member {w}"
+
+    def group(self, subpop: int) -> str:
+        """A sub-population's name: FIRE's P1, P2, ...; PBT and random search have one."""
+        return f"P{subpop}" if self.algorithm == "fire" else "population"
 
     def subpopulations(self) -> list[int]:
         return sorted({s for r, s in self.roles if r == "member"})
@@ -164,6 +183,10 @@ class PopulationView:
             text += f"  successes {c['success']}/{c['assign']}"
         if c["diverged"]:
             text += f"  diverged {c['diverged']}"
+        if c["errors"]:
+            text += f" (errors {c['errors']})"
+        if c["faults"]:
+            text += f"  faults {c['faults']}"
         return text
 
     def line(self) -> str:
@@ -171,7 +194,7 @@ class PopulationView:
         parts = [self.headline()]
         for s in self.subpopulations():
             ranges = " ".join(f"{k} {v}" for k, v in self.hparam_ranges(s).items())
-            parts.append(f"P{s}: {ranges} fit {self.best_fitness(s)}")
+            parts.append(f"{self.group(s)}: {ranges} fit {self.best_fitness(s)}")
         return "  |  ".join(parts)
 
 
@@ -202,6 +225,14 @@ class PlainProgress:
         ):
             self.last_step = done - done % self.view.ready_interval
             self.print(now)
+
+    def catch_up(self, events: Iterable[Event]) -> None:
+        """Rebuild the view from the journal of a resumed run, printing nothing."""
+        for ev in events:
+            self.view.update(ev)
+        done = self.view.done()
+        ri = self.view.ready_interval
+        self.last_step = done - done % ri if ri else done
 
     def print(self, now: float) -> None:
         self.last_time = now
@@ -240,6 +271,11 @@ class RichProgress:
         if ev["ev"] == "end":
             self.close()
 
+    def catch_up(self, events: Iterable[Event]) -> None:
+        """Rebuild the view from the journal of a resumed run (drawn at the next event)."""
+        for ev in events:
+            self.view.update(ev)
+
     def close(self) -> None:
         if self.started:
             self.live.stop()
@@ -257,7 +293,7 @@ class RichProgress:
             pops.add_column(col)
         for s in v.subpopulations():
             ranges = "  ".join(f"{k} {r}" for k, r in v.hparam_ranges(s).items())
-            pops.add_row(f"P{s}", str(len(v.members(s))), ranges, v.best_fitness(s))
+            pops.add_row(v.group(s), str(len(v.members(s))), ranges, v.best_fitness(s))
         parts: list[Any] = [head, pops]
         if v.evaluators:
             evs = Table(box=None, pad_edge=False, header_style="bold")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,77 @@ def schedule_text(schedule: Sequence[dict[str, Any]]) -> str:
         hp = ", ".join(f"{k}={fmt(v)}" for k, v in seg["hparams"].items())
         parts.append(f"  [{seg['start']:>7}, {seg['end']:>7})  {hp}")
     return "\n".join(parts)
+
+
+def errors_text(errors: Sequence[dict[str, Any]]) -> str:
+    """The distinct errors of the trainable's code (``result.json``'s ``errors``)."""
+    lines = []
+    for e in errors:
+        where = f"  at {e['where']}" if e.get("where") else ""
+        first = f"  (first: worker {e.get('worker')}, step {e.get('step')})"
+        lines.append(f"  {e['count']:>6}x  {e['error']}{where}{first}")
+    return "\n".join(lines)
+
+
+ALGORITHM_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT"}
+ALGORITHM_ORDER = ("random", "pbt", "fire")
+
+
+def mean_std(values: Sequence[float | None]) -> str:
+    """``mean ± std`` (sample std) of the finite values, with ``(n=k)`` if some are missing."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return "-"
+    mean = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    text = f"{mean:.4g} ± {sd:.2g}"
+    return text if len(xs) == len(values) else f"{text} (n={len(xs)})"
+
+
+def compare_rows(
+    results: Sequence[tuple[Any, dict[str, Any]]],
+) -> tuple[list[str], list[list[str]]]:
+    """The paper's Table 1 for finished runs grouped by algorithm: mean ± std over the
+    runs (seeds) of the best Q, the test score at that point and the replay."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for _, r in results:
+        groups.setdefault(str(r["algorithm"]), []).append(r)
+    order = sorted(groups, key=lambda a: (ALGORITHM_ORDER + (a,)).index(a))
+    header = ["algorithm", "runs", "best Q", "test@best", "replay Q", "replay test"]
+    rows = []
+    for algo in order:
+        rs = groups[algo]
+
+        def col(key: str, field: str, rs: list[dict[str, Any]] = rs) -> str:
+            return mean_std([(r.get(key) or {}).get(field) for r in rs])
+
+        rows.append(
+            [
+                ALGORITHM_LABEL.get(algo, algo),
+                str(len(rs)),
+                col("best", "score"),
+                col("best", "test"),
+                col("replay", "score"),
+                col("replay", "test"),
+            ]
+        )
+    return header, rows
+
+
+def errors_from_journal(run_dir: str | Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The distinct errors of a run that did not finish (from ``events.jsonl``), and why
+    it stopped (the ``abort`` event's message, if the run stopped for a bug)."""
+    from firepbt.runner.journal import read_events
+
+    errors: dict[int, dict[str, Any]] = {}
+    aborted = None
+    for ev in read_events(run_dir):
+        if ev.get("ev") == "user_error":
+            keep = ("id", "error", "where", "worker", "step")
+            errors[int(ev["id"])] = {**{k: ev.get(k) for k in keep}, "count": 0}
+        elif ev.get("ev") == "result" and "error_id" in ev:
+            errors[int(ev["error_id"])]["count"] += 1
+        elif ev.get("ev") == "abort":
+            aborted = str(ev.get("message"))
+    rows = sorted(errors.values(), key=lambda e: (-e["count"], e["id"]))
+    return rows, aborted

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from firepbt.algorithms.base import Assign, Command, CopyWeights, Free, SetHparams
 from firepbt.executors.base import Task, TaskResult
 from firepbt.runner.best import track_best
+from firepbt.runner.failures import check_for_bug, record_failure
 
 if TYPE_CHECKING:
     from firepbt.runner.loop import Run
@@ -54,6 +55,7 @@ def handle(run: Run, r: TaskResult) -> bool:
     test = track_best(run, w, q, r.score) if finite else None
     if not finite:
         run.counts["diverged"] += 1
+    error_id = record_failure(run, w, r, start)
     event: dict[str, Any] = {
         "ev": "result",
         "worker": w,
@@ -67,7 +69,10 @@ def handle(run: Run, r: TaskResult) -> bool:
         event["test"] = test
     if r.error:
         event["error"] = r.error
+    if error_id is not None:
+        event["error_id"] = error_id
     run.emit(event)
+    check_for_bug(run)
     apply(run, run.decider.on_result(w, run.step[w], q))
     return True
 
@@ -107,6 +112,7 @@ def apply(run: Run, cmds: list[Command]) -> None:
             invalidate(run, dst)
             run.executor.copy(src, dst)
             run.lineage.fork(run.net[src], run.step[src])
+            run.failures.fork(run.net[src], new)
             run.net[dst] = new
             run.step[dst] = run.step[src]
             if cmd.reason in ("exploit", "success"):

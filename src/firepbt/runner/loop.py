@@ -25,6 +25,7 @@ from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task
 from firepbt.runner.best import RESULT_FILE, build_result, describe, replay_best
 from firepbt.runner.checkpoint import (
+    RUN_FILE,
     CheckpointStore,
     Loaded,
     atomic_write,
@@ -33,7 +34,8 @@ from firepbt.runner.checkpoint import (
 )
 from firepbt.runner.commands import apply
 from firepbt.runner.drivers import drive_async, drive_sync
-from firepbt.runner.journal import EVENTS_FILE, Journal
+from firepbt.runner.failures import Failures
+from firepbt.runner.journal import EVENTS_FILE, Journal, read_events
 from firepbt.runner.lineage import Lineage
 from firepbt.runner.setup import make_decider, seeds_for
 from firepbt.runner.state import restore
@@ -42,6 +44,21 @@ __all__ = ["RESULT_FILE", "Logger", "Observer", "Run", "run"]
 
 Logger = Callable[[str], None]
 Observer = Callable[[dict[str, Any]], None]
+
+
+def describe_existing(out: Path) -> str:
+    """What ``--out`` already holds, and what to do about it."""
+    if (out / RESULT_FILE).is_file():
+        return "already holds a finished run; choose another directory"
+    if (out / RUN_FILE).is_file():
+        return (
+            f"already holds an unfinished run: continue it with `firepbt resume {out}`, "
+            "or choose another directory"
+        )
+    return (
+        "already holds a run that cannot be resumed (no run.json: checkpoints were off); "
+        "choose another directory"
+    )
 
 
 class Run:
@@ -61,7 +78,13 @@ class Run:
         self.config_dict = config.to_dict()  # journalled, checkpointed and in result.json
         self.observers = list(observers or [])
         self.out = Path(out_dir)
-        self.spec = TrainableSpec(config.trainable, config.args, config.search_path, trainable_cls)
+        self.spec = TrainableSpec(
+            config.trainable,
+            config.args,
+            config.search_path,
+            trainable_cls,
+            hparams=tuple(config.space.names),  # checked against accepted_hparams at start
+        )
         self.spec.resolve()  # an unimportable trainable fails here, before anything is written
         self.executor = executor or make_executor(config)
         self.log = log or (lambda msg: None)
@@ -83,6 +106,7 @@ class Run:
         self.best: dict[str, Any] | None = None
         self.best_p1: dict[str, Any] | None = None
         self.counts = {"exploit": 0, "assign": 0, "success": 0, "stop": 0, "diverged": 0}
+        self.failures = Failures()  # the user's code's errors (runner/failures.py)
         self.journal: Journal | None = None
         # durable state (issue 5): the loop's position, checkpointed with everything above
         self.elapsed = 0  # sync: steps every active worker trained
@@ -113,7 +137,7 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         if (self.out / EVENTS_FILE).exists():
-            raise ConfigError(f"--out: {self.out} already holds a run; choose another directory")
+            raise ConfigError(f"--out: {self.out} {describe_existing(self.out)}")
         self.start_executor()  # a trainable that cannot be built fails before anything is written
         self.out.mkdir(parents=True, exist_ok=True)
         write_run_info(self.out, self.config)
@@ -144,11 +168,21 @@ class Run:
             restore(self, loaded.loop)
             if loaded.best_state is not None and self.store is not None:
                 self.best_state = self.store.read_entry(loaded.best_state)
+        for observer in self.observers:  # the live view rebuilds what it showed before
+            catch_up = getattr(observer, "catch_up", None)
+            if callable(catch_up) and loaded is not None:
+                catch_up(read_events(path))
         for note in notes:
             self.emit(note)
         journalled()
         self.emit(
-            {"ev": "resume", "checkpoint": loaded.seq if loaded else None, "step": max(self.step)}
+            {
+                "ev": "resume",
+                "checkpoint": loaded.seq if loaded else None,
+                "step": max(self.step),
+                "steps": self.config.steps,
+                "best": self.best["score"] if self.best else None,
+            }
         )
         return self.drive(loaded)
 

@@ -11,6 +11,7 @@ from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 from firepbt.executors.base import Task
+from firepbt.runner.failures import Failures
 
 if TYPE_CHECKING:
     from firepbt.runner.loop import Run
@@ -86,6 +87,7 @@ def snapshot(run: Run) -> dict[str, Any]:
         "ready_points": run.ready_points,
         "checkpointed": run.checkpointed,
         "pending": [astuple(t) for t in run.pending.values()],
+        "failures": run.failures,
     }
 
 
@@ -94,3 +96,8 @@ def restore(run: Run, loop: dict[str, Any]) -> None:
         setattr(run, key, loop[key])
     run.evaluating = set(loop["evaluating"])
     run.pending = {t.worker: t for t in (Task(*t) for t in loop["pending"])}
+    if "failures" in loop:
+        run.failures = loop["failures"]
+    else:  # a checkpoint from before failures were tracked: every network counts as good
+        run.failures = Failures(good=set(range(len(run.lineage.nets))))
+        run.failures.tried = set(run.failures.good)

@@ -54,6 +54,8 @@ def load_data(num_samples: int = 10_000, data_seed: int = 42) -> dict[str, np.nd
 class MNIST1D:
     """MLP on MNIST-1D (hyperparameter ``lr``; objective: validation accuracy, maximised)."""
 
+    accepted_hparams = ("lr",)  # the search space may name only these
+
     def __init__(
         self,
         seed: int,

@@ -29,6 +29,8 @@ __all__ = ["PPO"]
 class PPO:
     """PPO on CartPole-v1 (hyperparameters ``lr``, ``ent_coef``; Q: mean episode return)."""
 
+    accepted_hparams = ("lr", "ent_coef")  # the search space may name only these
+
     def __init__(
         self,
         seed: int,

@@ -82,6 +82,8 @@ class NQM:
     (``lr >= 2`` here) makes the loss ``inf``/NaN without raising or warning.
     """
 
+    accepted_hparams = ("lr",)  # the search space may name only these
+
     def __init__(
         self,
         seed: int,

@@ -1,0 +1,74 @@
+"""task_timeout (issue 9): the process executor kills an overrunning task with its worker,
+journals a ``timeout`` fault and retries it; the in-process executor can only report it."""
+
+import threading
+
+import pytest
+import toys
+
+from firepbt.api import run
+from firepbt.config import Config
+from firepbt.executors import make_executor
+from firepbt.executors.inprocess import InProcessExecutor
+from firepbt.runner.journal import read_events
+
+BASE = {
+    "trainable": "toys:Hangs",
+    "steps": 40,
+    "eval_interval": 10,
+    "ready_interval": 20,
+    "space": {"lr": {"kind": "log_uniform", "low": 0.05, "high": 0.5}},
+    "algorithm": {"name": "pbt", "population": 4},
+}
+
+
+@pytest.mark.parametrize("kind", ["processes", pytest.param("ray", marks=pytest.mark.ray)])
+def test_overrunning_task_is_killed_retried_then_the_network_fails(tmp_path, kind, ray_session):
+    cfg = Config.from_dict(
+        {**BASE, "executor": kind, "slots": 2, "max_retries": 1, "task_timeout": 1.0}
+    )
+    result = run(cfg, tmp_path, notices=False)
+    faults = [e for e in read_events(tmp_path) if e["ev"] == "fault"]
+    assert faults and all(f["reason"] == "timeout" and f["timeout_s"] == 1.0 for f in faults)
+    by_task = {}
+    for f in faults:
+        by_task.setdefault((f["worker"], f["token"]), []).append(f["action"])
+    # every hung task: retried once (max_retries = 1), then given up (or dropped as stale)
+    assert all(actions[0] == "retry" for actions in by_task.values())
+    assert any(actions == ["retry", "failed"] for actions in by_task.values())
+    failed = [
+        e
+        for e in read_events(tmp_path)
+        if e["ev"] == "result" and "task_timeout" in (e.get("error") or "")
+    ]
+    assert failed and result["best"] is not None  # the hangs diverged; the run finished
+    assert result["counts"]["diverged"] >= len(failed)
+
+
+def test_in_process_timeout_is_reported_while_the_task_runs(tmp_path):
+    toys.RELEASE = threading.Event()
+    said = []
+
+    def notify(message):  # called by the watchdog thread while the task still blocks
+        said.append(message)
+        toys.RELEASE.set()
+
+    try:
+        cfg = Config.from_dict({**BASE, "trainable": "toys:WaitsForRelease", "task_timeout": 0.2})
+        assert isinstance(make_executor(cfg), InProcessExecutor)
+        assert make_executor(cfg).task_timeout == 0.2
+        ex = InProcessExecutor(task_timeout=0.2, notify=notify)
+        run(cfg, tmp_path, executor=ex, notices=False)
+    finally:
+        toys.RELEASE = None
+    assert said and "cannot stop it" in said[0] and 'executor = "processes"' in said[0]
+    faults = [e for e in read_events(tmp_path) if e["ev"] == "fault"]
+    assert faults[0]["reason"] == "timeout" and faults[0]["action"].startswith("overran")
+
+
+def test_task_timeout_must_be_positive():
+    from firepbt.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^task_timeout: must be > 0"):
+        Config.from_dict({**BASE, "task_timeout": 0})
+    assert "task_timeout" not in Config.from_dict(BASE).to_dict()  # off by default
