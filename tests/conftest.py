@@ -7,6 +7,10 @@ sys.path.insert(0, str(TESTS))
 # Checkpoints skip fsync in tests (a killed process loses nothing without it; see
 # firepbt.runner.checkpoint.fsync_enabled); the durability tests turn it back on where it matters.
 os.environ.setdefault("FIREPBT_FSYNC", "0")
+# The tests never talk to a server: no usage telemetry from MLflow 3 (sent at import) or
+# error reports from W&B.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 
 
 import pytest  # noqa: E402

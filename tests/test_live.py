@@ -83,7 +83,7 @@ def test_view_shows_evaluator_checks_and_recent_events():
 
 def test_plain_lines_one_per_ready_interval(tmp_path):
     out = io.StringIO()
-    run(config("pbt"), tmp_path, observers=[PlainProgress(out, min_interval=0)])
+    run(config("pbt"), tmp_path, callbacks=[PlainProgress(out, min_interval=0)])
     lines = out.getvalue().splitlines()
     # 400 steps, ready every 50: 8 lines, the last one doubles as the end line
     assert len(lines) == 8
@@ -94,7 +94,7 @@ def test_plain_lines_one_per_ready_interval(tmp_path):
 
 def test_plain_lines_are_throttled(tmp_path):
     out = io.StringIO()
-    run(config("pbt"), tmp_path, observers=[PlainProgress(out, min_interval=3600)])
+    run(config("pbt"), tmp_path, callbacks=[PlainProgress(out, min_interval=3600)])
     lines = out.getvalue().splitlines()
     assert len(lines) == 2  # the first ready point and the end
 
@@ -104,7 +104,7 @@ def test_rich_panel_renders_evaluators(tmp_path):
 
     buf = io.StringIO()
     view = RichProgress(Console(file=buf, force_terminal=True, width=140), min_interval=0.05)
-    run(config("fire"), tmp_path, observers=[view])
+    run(config("fire"), tmp_path, callbacks=[view])
     text = buf.getvalue()
     assert "step 400/400" in text and "sub-population" in text
     assert "evaluator" in text and "threshold" in text

@@ -35,7 +35,7 @@ def expected_scalars(events):
 def test_event_files_hold_every_workers_q_and_hparams(tmp_path):
     run(config("fire", tensorboard=True), tmp_path)
     events = list(read_events(tmp_path))
-    assert events[0]["config"]["tensorboard"] is True
+    assert events[0]["config"]["log"]["tensorboard"] is True
     acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
@@ -58,3 +58,34 @@ def test_tensorboard_must_be_a_boolean():
         config("random", tensorboard="yes")
     cfg = config("random", tensorboard=True)
     assert Config.from_dict(cfg.to_dict()).tensorboard is True
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_resumed_run_goes_on_logging_at_the_workers_steps(tmp_path):
+    """After ``resume`` the logger counts each worker's steps from the journal up to the
+    checkpoint, so the new event file continues every curve (before issue 10 it wrote
+    nothing after a resume)."""
+    from firepbt.api import resume
+
+    seen = []
+
+    def crash(ev):
+        seen.append(ev)
+        if len(seen) == 200:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run(config("pbt", tensorboard=True), tmp_path, observers=[crash])
+    resume(tmp_path)
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    want = expected_scalars(list(read_events(tmp_path)))
+    assert set(acc.Tags()["scalars"]) == set(want)
+    for tag, points in want.items():
+        got = sorted({(s.step, s.value) for s in acc.Scalars(tag)})  # repeats after resume
+        assert [s for s, _ in got] == [s for s, _ in points], tag
+        assert [v for _, v in got] == pytest.approx([v for _, v in points], rel=1e-6), tag

@@ -70,7 +70,7 @@ def _run_with_progress(config: Config, out: Path, quiet: bool) -> dict[str, Any]
     _running = out
     view = progress_observer(quiet)
     try:
-        return run(config, out, observers=[view] if view else None)
+        return run(config, out, callbacks=[view] if view else None)
     finally:
         if view is not None:
             view.close()
@@ -109,7 +109,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     view = progress_observer(args.quiet)
     try:
-        result = resume(out, config=config, observers=[view] if view else None)
+        result = resume(out, config=config, callbacks=[view] if view else None)
     finally:
         if view is not None:
             view.close()

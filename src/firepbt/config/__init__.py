@@ -10,10 +10,13 @@ from firepbt.config.settings import (
     AlgorithmSettings,
     Config,
     FireSettings,
+    LogSettings,
+    MlflowSettings,
     PBTSettings,
     RandomSettings,
     RaySettings,
     SimulatedSettings,
+    WandbSettings,
 )
 
 __all__ = [
@@ -21,10 +24,13 @@ __all__ = [
     "AlgorithmSettings",
     "Config",
     "FireSettings",
+    "LogSettings",
+    "MlflowSettings",
     "PBTSettings",
     "RandomSettings",
     "RaySettings",
     "SimulatedSettings",
+    "WandbSettings",
     "apply_overrides",
     "load_config",
     "parse_override",

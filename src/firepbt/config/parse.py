@@ -18,10 +18,13 @@ from firepbt.config.settings import (
     AlgorithmSettings,
     Config,
     FireSettings,
+    LogSettings,
+    MlflowSettings,
     PBTSettings,
     RandomSettings,
     RaySettings,
     SimulatedSettings,
+    WandbSettings,
 )
 from firepbt.core.errors import ConfigError
 from firepbt.core.space import SearchSpace
@@ -63,7 +66,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
             f"slots: {slots} slots but devices names {len(devices)} "
             f"({','.join(devices)}); at most one slot per device"
         )
-    tensorboard = f.get("tensorboard", bool, False)
+    log = _log(f.get("log", dict, {}), f.get("tensorboard", bool, None))
     checkpoints = f.get("checkpoints", bool, True)
     keep_best_checkpoints = f.get("keep_best_checkpoints", bool, False)
     args = f.get("args", dict, {})
@@ -109,11 +112,66 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
         task_timeout=task_timeout,
         ray=ray,
         simulated=simulated,
-        tensorboard=tensorboard,
+        log=log,
         checkpoints=checkpoints,
         keep_best_checkpoints=keep_best_checkpoints,
         search_path=search_path,
     )
+
+
+def _log(table: Any, tensorboard: bool | None) -> LogSettings:
+    """The ``[log]`` table; the top-level ``tensorboard`` is kept as an alias of
+    ``log.tensorboard``. Each of ``wandb`` and ``mlflow`` is ``true`` (defaults),
+    ``false`` or a table of settings."""
+    f = Fields(table, "log")
+    tb = f.get("tensorboard", bool, None)
+    if tb is not None and tensorboard is not None and tb != tensorboard:
+        raise ConfigError(
+            "tensorboard: also set (differently) as log.tensorboard; keep log.tensorboard only"
+        )
+    wandb = _logger_table(f, "wandb")
+    mlflow = _logger_table(f, "mlflow")
+    f.done()
+    wb = None
+    if wandb is not None:
+        w = Fields(wandb, "log.wandb")
+        tags = w.get("tags", list, [])
+        if not all(isinstance(t, str) and t for t in tags):
+            raise ConfigError(f"log.wandb.tags: expected a list of strings, got {tags!r}")
+        mode = w.choice("mode", ("online", "offline", "disabled")) if "mode" in w.table else None
+        wb = WandbSettings(
+            project=_nonempty(w, "project", "firepbt"),
+            entity=_nonempty(w, "entity", None),
+            group=_nonempty(w, "group", None),
+            tags=tuple(tags),
+            mode=mode,
+        )
+        w.done()
+    ml = None
+    if mlflow is not None:
+        m = Fields(mlflow, "log.mlflow")
+        ml = MlflowSettings(
+            tracking_uri=_nonempty(m, "tracking_uri", None),
+            experiment=_nonempty(m, "experiment", "firepbt"),
+            run_name=_nonempty(m, "run_name", None),
+        )
+        m.done()
+    on = tb if tb is not None else bool(tensorboard)
+    return LogSettings(tensorboard=on, wandb=wb, mlflow=ml)
+
+
+def _logger_table(f: Fields, key: str) -> dict[str, Any] | None:
+    value = f.get(key, (bool, dict), False)
+    if value is False:
+        return None
+    return {} if value is True else dict(value)
+
+
+def _nonempty(f: Fields, key: str, default: str | None) -> Any:
+    value = f.get(key, str, default)
+    if value is not None and not value.strip():
+        raise ConfigError(f"{f.name(key)}: must not be empty (leave it out for the default)")
+    return value
 
 
 def _devices(f: Fields) -> tuple[str, ...]:

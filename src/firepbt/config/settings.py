@@ -113,6 +113,46 @@ class RaySettings:
 
 
 @dataclass(frozen=True)
+class WandbSettings:
+    """``[log.wandb]``: Weights & Biases logging (:mod:`firepbt.report.wandb`)."""
+
+    project: str = "firepbt"
+    entity: str | None = None  # None: the logged-in user's default entity
+    group: str | None = None  # None: the run directory's name
+    tags: tuple[str, ...] = ()
+    mode: str | None = None  # online, offline or disabled; None: wandb's (WANDB_MODE)
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """``[log.mlflow]``: MLflow tracking (:mod:`firepbt.report.mlflow`)."""
+
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str = "firepbt"
+    run_name: str | None = None  # None: the run directory's name
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """The ``[log]`` table: which loggers (callbacks, :mod:`firepbt.runner.callbacks`) run."""
+
+    tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.report.tensorboard)
+    wandb: WandbSettings | None = None
+    mlflow: MlflowSettings | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as the config dict holds it (unset settings left out)."""
+        out: dict[str, Any] = {"tensorboard": self.tensorboard}
+        if self.wandb is not None:
+            wb = {k: v for k, v in asdict(self.wandb).items() if v is not None}
+            wb["tags"] = list(self.wandb.tags)
+            out["wandb"] = wb
+        if self.mlflow is not None:
+            out["mlflow"] = {k: v for k, v in asdict(self.mlflow).items() if v is not None}
+        return out
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated experiment."""
 
@@ -134,7 +174,7 @@ class Config:
     task_timeout: float | None = None  # seconds one task may run (None: no limit)
     ray: RaySettings = field(default_factory=RaySettings)
     simulated: SimulatedSettings = field(default_factory=SimulatedSettings)
-    tensorboard: bool = False  # write DIR/tensorboard/ (firepbt.report.tensorboard)
+    log: LogSettings = field(default_factory=LogSettings)  # the [log] table: loggers
     checkpoints: bool = True  # checkpoint at each ready point (``firepbt resume``)
     keep_best_checkpoints: bool = False  # keep the best network's weights after the run
     search_path: str | None = None  # prepended to sys.path to import the trainable
@@ -142,6 +182,11 @@ class Config:
     @property
     def workers(self) -> int:
         return self.algorithm.workers
+
+    @property
+    def tensorboard(self) -> bool:
+        """``log.tensorboard`` (the top-level ``tensorboard = true`` is an alias)."""
+        return self.log.tensorboard
 
     def with_seed(self, seed: int) -> Config:
         """This config with another experiment seed."""
@@ -170,7 +215,7 @@ class Config:
             "max_retries": self.max_retries,
             "ray": {k: v for k, v in asdict(self.ray).items() if v is not None},
             **({"simulated": asdict(self.simulated)} if self.executor == "simulated" else {}),
-            "tensorboard": self.tensorboard,
+            "log": self.log.to_dict(),
             "checkpoints": self.checkpoints,
             "keep_best_checkpoints": self.keep_best_checkpoints,
             "args": dict(self.args),

@@ -1,4 +1,4 @@
-"""Live progress: an observer of the run's events that shows what the population does.
+"""Live progress: a callback (:mod:`firepbt.runner.callbacks`) that shows what the population does.
 
 :class:`PopulationView` is a compact model of the population, rebuilt from the journal's
 events alone (it never reads the runner), so it can also be fed a finished journal.
@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from firepbt.report.results import fmt
+from firepbt.runner.callbacks import Callback, RunInfo
+from firepbt.runner.events import Event as TypedEvent
 
 Event = dict[str, Any]
 
@@ -198,7 +200,39 @@ class PopulationView:
         return "  |  ".join(parts)
 
 
-class PlainProgress:
+class _ViewCallback(Callback):
+    """The callback side of the renderers: each event as its journal dict to ``__call__``;
+    on resume the view is first rebuilt from the journal so far."""
+
+    view: PopulationView
+
+    def __call__(self, ev: Event) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop drawing (the renderers override it)."""
+        pass
+
+    def catch_up(self, events: Iterable[Event]) -> None:
+        """Rebuild the view from the journal so far (the renderers override it)."""
+        for ev in events:
+            self.view.update(ev)
+
+    def on_run_start(self, info: RunInfo) -> None:
+        """On resume, rebuild the view from the journal so far, printing nothing."""
+        if info.history:
+            self.catch_up(ev.to_dict() for ev in info.history)
+
+    def on_event(self, event: TypedEvent) -> None:
+        """Draw from the event's journal form."""
+        self(event.to_dict())
+
+    def on_run_end(self, info: RunInfo, result: dict[str, Any] | None) -> None:
+        """Stop drawing."""
+        self.close()
+
+
+class PlainProgress(_ViewCallback):
     """Plain log lines: one per ready interval reached, at most one every ``min_interval`` s."""
 
     def __init__(self, stream: IO[str] | None = None, min_interval: float = 2.0) -> None:
@@ -244,7 +278,7 @@ class PlainProgress:
         pass
 
 
-class RichProgress:
+class RichProgress(_ViewCallback):
     """A ``rich`` live panel, redrawn at most once every ``min_interval`` seconds."""
 
     def __init__(self, console: Any = None, min_interval: float = 0.25) -> None:

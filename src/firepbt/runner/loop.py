@@ -24,6 +24,7 @@ from firepbt.core.trainable import TrainableSpec
 from firepbt.executors import make_executor
 from firepbt.executors.base import Executor, Task
 from firepbt.runner.best import RESULT_FILE, build_result, describe, replay_best
+from firepbt.runner.callbacks import CallbackLike, CallbackList, RunInfo
 from firepbt.runner.checkpoint import (
     RUN_FILE,
     CheckpointStore,
@@ -34,6 +35,7 @@ from firepbt.runner.checkpoint import (
 )
 from firepbt.runner.commands import apply
 from firepbt.runner.drivers import drive_async, drive_sync
+from firepbt.runner.events import Event, WorkerRole, parse_event
 from firepbt.runner.failures import Failures
 from firepbt.runner.journal import EVENTS_FILE, Journal, read_events
 from firepbt.runner.lineage import Lineage
@@ -73,10 +75,15 @@ class Run:
         log: Logger | None = None,
         trainable_cls: type | None = None,
         observers: list[Observer] | None = None,
+        callbacks: list[CallbackLike] | None = None,
     ) -> None:
         self.config = config
         self.config_dict = config.to_dict()  # journalled, checkpointed and in result.json
+        # Raw observers get the journal's dicts and their exceptions stop the run (tests
+        # use them to simulate a crash); callbacks get typed events and cannot stop it
+        # (firepbt.runner.callbacks).
         self.observers = list(observers or [])
+        self.callbacks = CallbackList(callbacks or [])
         self.out = Path(out_dir)
         self.spec = TrainableSpec(
             config.trainable,
@@ -143,8 +150,7 @@ class Run:
         write_run_info(self.out, self.config)
         self.lock = lock_run(self.out)
         self.journal = Journal(self.out / EVENTS_FILE)
-        self.emit(self.start_event())
-        return self.drive(None)
+        return self.with_callbacks(self.run_info(), lambda: self.drive(None, start=True))
 
     def resume(
         self,
@@ -162,29 +168,53 @@ class Run:
         path = self.out / EVENTS_FILE
         path.touch()
         self.journal = Journal(path, keep_bytes=loaded.journal_bytes if loaded else 0)
-        if loaded is None:
-            self.emit(self.start_event())
-        else:
-            restore(self, loaded.loop)
-            if loaded.best_state is not None and self.store is not None:
-                self.best_state = self.store.read_entry(loaded.best_state)
-        for observer in self.observers:  # the live view rebuilds what it showed before
-            catch_up = getattr(observer, "catch_up", None)
-            if callable(catch_up) and loaded is not None:
-                catch_up(read_events(path))
-        for note in notes:
-            self.emit(note)
-        journalled()
-        self.emit(
-            {
-                "ev": "resume",
-                "checkpoint": loaded.seq if loaded else None,
-                "step": max(self.step),
-                "steps": self.config.steps,
-                "best": self.best["score"] if self.best else None,
-            }
-        )
-        return self.drive(loaded)
+        info = self.run_info(resumed=True, checkpoint=loaded.seq if loaded else None)
+
+        def go() -> dict[str, Any]:
+            if loaded is None:
+                self.emit(self.start_event())
+            else:
+                restore(self, loaded.loop)
+                if loaded.best_state is not None and self.store is not None:
+                    self.best_state = self.store.read_entry(loaded.best_state)
+            for observer in self.observers:  # a raw observer that shows the run catches up
+                catch_up = getattr(observer, "catch_up", None)
+                if callable(catch_up) and loaded is not None:
+                    catch_up(read_events(path))
+            for note in notes:
+                self.emit(note)
+            journalled()
+            self.emit(
+                {
+                    "ev": "resume",
+                    "checkpoint": loaded.seq if loaded else None,
+                    "step": max(self.step),
+                    "steps": self.config.steps,
+                    "best": self.best["score"] if self.best else None,
+                }
+            )
+            return self.drive(loaded)
+
+        return self.with_callbacks(info, go)
+
+    def run_info(self, *, resumed: bool = False, checkpoint: int | None = None) -> RunInfo:
+        """What callbacks are told at the start (on resume: the journal so far)."""
+        history: tuple[Event, ...] = ()
+        if resumed and self.callbacks:
+            history = tuple(parse_event(ev) for ev in read_events(self.out / EVENTS_FILE))
+        roles = tuple(WorkerRole(w.role, w.subpop or None) for w in self.decider.workers)
+        return RunInfo(self.out, self.config, roles, resumed, checkpoint, history)
+
+    def with_callbacks(self, info: RunInfo, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``body`` between the callbacks' ``on_run_start`` and ``on_run_end``."""
+        self.callbacks.run_start(info)
+        try:
+            result = body()
+        except BaseException:
+            self.callbacks.run_end(None)
+            raise
+        self.callbacks.run_end(result)
+        return result
 
     started = False
 
@@ -203,10 +233,12 @@ class Run:
             ) from None
         self.started = True
 
-    def drive(self, loaded: Loaded | None) -> dict[str, Any]:
+    def drive(self, loaded: Loaded | None, *, start: bool = False) -> dict[str, Any]:
         assert self.journal is not None
         t0 = time.perf_counter()
         try:
+            if start:
+                self.emit(self.start_event())
             if not self.started:
                 self.start_executor()
             if loaded is None:
@@ -253,11 +285,13 @@ class Run:
         return result
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Journal an event, then show it to the observers (live view, TensorBoard)."""
+        """Journal an event, then show it to the observers and the callbacks."""
         assert self.journal is not None
         self.journal.write(event)
         for observer in self.observers:
             observer(event)
+        if self.callbacks:
+            self.callbacks.event(parse_event(event))
 
     def members_left(self) -> list[int]:
         return [w.id for w in self.decider.members() if self.step[w.id] < self.config.steps]
@@ -282,6 +316,7 @@ def run(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
+    callbacks: list[CallbackLike] | None = None,
 ) -> dict[str, Any]:
     """Run one experiment to the end and return its result (also written to ``out_dir``)."""
     return Run(
@@ -291,4 +326,5 @@ def run(
         log=log,
         trainable_cls=trainable_cls,
         observers=observers,
+        callbacks=callbacks,
     ).execute()

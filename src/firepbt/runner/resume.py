@@ -22,6 +22,7 @@ from firepbt.config import Config
 from firepbt.core.errors import ConfigError
 from firepbt.executors.base import Executor
 from firepbt.runner.best import RESULT_FILE
+from firepbt.runner.callbacks import CallbackLike
 from firepbt.runner.checkpoint import (
     FORMAT,
     RUN_FILE,
@@ -119,12 +120,14 @@ def resume(
     log: Logger | None = None,
     trainable_cls: type | None = None,
     observers: list[Observer] | None = None,
-    config_observers: Callable[[Config], list[Observer]] | None = None,
+    callbacks: list[CallbackLike] | None = None,
+    config_callbacks: Callable[[Config], list[CallbackLike]] | None = None,
 ) -> dict[str, Any] | None:
     """Continue the run in ``run_dir``; None (and nothing changed) if it already finished.
 
-    ``config_observers(config)`` adds the observers the run's own config asks for (the
-    reporting layer passes it: see :func:`firepbt.api.resume`).
+    ``config_callbacks(config)`` builds the loggers the run's own config asks for (the
+    reporting layer passes it: see :func:`firepbt.api.resume`); they come before
+    ``callbacks``.
     """
     out = Path(run_dir)
     cfg, finished = check_resumable(out, config)
@@ -132,14 +135,15 @@ def resume(
         return None
     lock = lock_run(out)  # a live controller keeps it: refused, nothing modified
     try:
-        extra = config_observers(cfg) if config_observers else []
+        extra = config_callbacks(cfg) if config_callbacks else []
         run = Run(
             cfg,
             out,
             executor=executor,
             log=log,
             trainable_cls=trainable_cls,
-            observers=[*(observers or []), *extra],
+            observers=observers,
+            callbacks=[*extra, *(callbacks or [])],
         )
     except BaseException:
         if lock is not None:

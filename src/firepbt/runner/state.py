@@ -11,6 +11,7 @@ from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 from firepbt.executors.base import Task
+from firepbt.runner.events import Checkpoint
 from firepbt.runner.failures import Failures
 
 if TYPE_CHECKING:
@@ -64,7 +65,13 @@ def checkpoint(run: Run) -> None:
         step=max(run.step),
         journal_fd=run.journal.dup_fd(),  # fsynced by the writer, before the manifest
     )
-    run.checkpoint_stats.append((time.perf_counter() - t0, written))
+    seconds = time.perf_counter() - t0
+    run.checkpoint_stats.append((seconds, written))
+    if run.callbacks:
+        step = max(run.step)
+        run.callbacks.event(
+            Checkpoint(seq=run.ready_points, step=step, bytes=written, seconds=seconds)
+        )
 
 
 def snapshot(run: Run) -> dict[str, Any]:
