@@ -123,9 +123,11 @@ class Decider(ABC):
         return (self._lowest if math.isfinite(self._lowest) else 0.0) - 1.0
 
     def floored(self, curve: Curve) -> Curve:
+        """A copy of ``curve`` with non-finite scores replaced by :attr:`floor`."""
         return curve.floored(self.floor)
 
     def members(self, subpop: int | None = None) -> list[Worker]:
+        """The members of sub-population ``subpop`` (1-based), or all members."""
         return [
             w for w in self.workers if w.role == "member" and (subpop is None or w.subpop == subpop)
         ]

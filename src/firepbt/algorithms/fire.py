@@ -130,6 +130,7 @@ class FirePBT(PBT):
         return state
 
     def evaluators(self) -> list[Worker]:
+        """The evaluator workers."""
         return [w for w in self.workers if w.role == "evaluator"]
 
     # -- fitness (Section 3.1.2) ---------------------------------------------------
@@ -293,6 +294,7 @@ class FirePBT(PBT):
                 self.free(e.id, "target_exploited", cmds)
 
     def free(self, evaluator: int, reason: str, cmds: list[Command]) -> None:
+        """Release ``evaluator`` from its parent and target, appending a :class:`Free` command."""
         e = self.workers[evaluator]
         if self.gp_workers > 1:
             cancel_fits([e.curve])  # its curve is compared no more (if not started: no cost)

@@ -101,6 +101,7 @@ class PBT(Decider):
                 self.exploit_one(src, loser, cmds)
 
     def exploit_one(self, src: int, dst: int, cmds: list[Command]) -> None:
+        """``dst`` copies ``src``'s weights and hyperparameters, then explores (SPEC "PBT")."""
         cmds.append(CopyWeights(src, dst, "exploit"))
         self.apply_copy(src, dst)
         d = self.workers[dst]

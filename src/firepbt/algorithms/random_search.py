@@ -31,6 +31,7 @@ class RelativeSchedule:
     factor: float = 0.1
 
     def multiplier(self, start: int, chunk: int, total: int) -> float:
+        """The factor on ``param`` for a chunk of ``chunk`` steps starting at ``start``."""
         ramp = 1.0
         if self.warmup > 0:
             ramp = min(1.0, (start + chunk) / (self.warmup * total))

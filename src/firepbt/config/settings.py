@@ -18,6 +18,8 @@ from firepbt.core.space import SearchSpace
 
 @dataclass(frozen=True)
 class RandomSettings:
+    """``[algorithm]`` with ``name = "random"``: ``population`` workers, an optional relative schedule."""
+
     name: str = "random"
     population: int = 16
     schedule: RelativeSchedule | None = None
@@ -29,6 +31,8 @@ class RandomSettings:
 
 @dataclass(frozen=True)
 class PBTSettings:
+    """``[algorithm]`` with ``name = "pbt"``: one population under truncation selection."""
+
     name: str = "pbt"
     population: int = 16
     truncation: float = 0.25
@@ -40,6 +44,8 @@ class PBTSettings:
 
 @dataclass(frozen=True)
 class FireSettings:
+    """``[algorithm]`` with ``name = "fire"``: sub-populations, evaluators and their tests (SPEC "FIRE PBT")."""
+
     name: str = "fire"
     subpopulations: int = 2
     subpopulation_size: int = 8
@@ -183,9 +189,11 @@ class Config:
         return self.log.tensorboard
 
     def with_seed(self, seed: int) -> Config:
+        """This config with another experiment seed."""
         return replace(self, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as the JSON-able table it was read from (journalled, checkpointed, in result.json)."""
         algo = asdict(self.algorithm)
         if isinstance(self.algorithm, FireSettings):
             algo["min_steps_before_eval"] = list(self.algorithm.min_steps_before_eval)

@@ -41,10 +41,19 @@ REQUIRED_METHODS = ("train", "evaluate", "state_dict", "load_state_dict")
 
 @runtime_checkable
 class Trainable(Protocol):
-    def train(self, steps: int, hparams: Hparams) -> None: ...
-    def evaluate(self) -> float: ...
-    def state_dict(self) -> Any: ...
-    def load_state_dict(self, state: Any) -> None: ...
+    """What firepbt calls on a trainable (see the module docstring for the constructor and ``test``)."""
+
+    def train(self, steps: int, hparams: Hparams) -> None:
+        """Train ``steps`` steps with ``hparams`` (a dict: name -> value)."""
+
+    def evaluate(self) -> float:
+        """The objective Q; raising or a non-finite value marks the network diverged."""
+
+    def state_dict(self) -> Any:
+        """A picklable copy of everything ``train`` depends on, random state included."""
+
+    def load_state_dict(self, state: Any) -> None:
+        """Become the network ``state`` describes."""
 
 
 def load_trainable(path: str, *, search_path: str | None = None) -> type:
@@ -120,9 +129,11 @@ class TrainableSpec:
     hparams: tuple[str, ...] = ()
 
     def resolve(self) -> type:
+        """The trainable's class, imported from ``path`` unless given as ``cls``."""
         return self.cls or load_trainable(self.path, search_path=self.search_path)
 
     def build(self, seed: int) -> Any:
+        """A new trainable: ``cls(seed=seed, **args)``, its declared hyperparameters checked."""
         net = self.resolve()(seed=seed, **dict(self.args))
         self.check(net)
         return net

@@ -31,6 +31,8 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskResult:
+    """What a finished :class:`Task` reports: the score (NaN when diverged), error, time, faults."""
+
     worker: int
     token: int
     steps: int

@@ -30,6 +30,8 @@ def _to_stderr(message: str) -> None:
 
 
 class InProcessExecutor(Executor):
+    """Runs every trainable in this process, one task at a time (``executor = "inprocess"``)."""
+
     def __init__(
         self, *, task_timeout: float | None = None, notify: Callable[[str], None] = _to_stderr
     ) -> None:

@@ -130,10 +130,12 @@ class SlotPool(Executor):
         """Build a fresh trainable on an idle slot and train it along ``schedule``."""
 
     @abstractmethod
-    def put(self, state: Any) -> Ref: ...
+    def put(self, state: Any) -> Ref:
+        """Store a network's state where the slots can load it; returns its reference."""
 
     @abstractmethod
-    def get(self, ref: Ref) -> Any: ...
+    def get(self, ref: Ref) -> Any:
+        """The state stored under ``ref``."""
 
     @abstractmethod
     def drop(self, ref: Ref) -> None:

@@ -296,6 +296,7 @@ class RayExecutor(SlotPool):
             ) from None
 
     def pids(self) -> list[int]:
+        """The worker actors' process ids (for monitoring; the fault tests kill them)."""
         return [ray.get(a.ready.remote())[0] for a in self.actors.values()]
 
     def nodes(self) -> dict[int, str]:

@@ -99,12 +99,15 @@ class TorchTrainable:
     # -- to implement -------------------------------------------------------------------
 
     def build(self, seed: int, **args: Any) -> tuple[torch.nn.Module, torch.optim.Optimizer, Epoch]:
+        """Return ``(model, optimizer, epoch)``; ``epoch(generator)`` yields one pass of batches. To implement."""
         raise NotImplementedError
 
     def loss(self, batch: Any) -> torch.Tensor:
+        """The training loss of one batch. To implement."""
         raise NotImplementedError
 
     def score(self) -> float:
+        """The objective Q, run in eval mode without gradients. To implement."""
         raise NotImplementedError
 
     # -- hooks ----------------------------------------------------------------------------
@@ -140,6 +143,7 @@ class TorchTrainable:
     # -- the trainable protocol -----------------------------------------------------------
 
     def train(self, steps: int, hparams: dict[str, Any]) -> None:
+        """Apply ``hparams``, then take ``steps`` optimiser steps under the network's own RNG."""
         self.hparams = dict(hparams)
         self.apply_hparams(self.hparams)
         self.model.train()
@@ -148,10 +152,12 @@ class TorchTrainable:
                 self.last_loss = self.train_step(self.to_device(self.next_batch()))
 
     def evaluate(self) -> float:
+        """``score()`` in eval mode, without gradients or advancing the training RNG."""
         with self.evaluating():
             return float(self.score())
 
     def state_dict(self) -> dict[str, Any]:
+        """A copy of the model, optimiser, RNG and data position, on the CPU (see the module docstring)."""
         # on the CPU: a state moves between processes and nodes, and loads on any device
         return _to(
             {
@@ -169,6 +175,7 @@ class TorchTrainable:
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`, replaying the epoch up to its data position."""
         state = copy.deepcopy(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -228,6 +235,7 @@ class TorchTrainable:
             torch.cuda.set_rng_state(self.cuda_rng_state, self.device)
 
     def next_batch(self) -> Any:
+        """The next training batch, starting a new epoch when one ends."""
         try:
             batch = next(self.batches)
         except StopIteration:

@@ -13,6 +13,7 @@ from firepbt.runner.best import RESULT_FILE
 
 
 def load_result(run_dir: str | Path) -> dict[str, Any]:
+    """``DIR/result.json`` of a finished run (ConfigError if there is none or it is unreadable)."""
     p = Path(run_dir) / RESULT_FILE
     if not p.is_file():
         raise ConfigError(f"{run_dir}: not a finished firepbt run (no {RESULT_FILE})")
@@ -33,6 +34,7 @@ def fmt(value: Any) -> str:
 
 
 def summary_rows(results: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str]]:
+    """One table row per ``(name, result)``, in the columns of :data:`HEADER`."""
     rows = []
     for name, r in results:
         best = r.get("best") or {}
@@ -75,6 +77,7 @@ HEADER = [
 
 
 def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> str:
+    """A plain-text table with aligned columns."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=False))]
     lines.append("  ".join("-" * w for w in widths))
@@ -84,6 +87,7 @@ def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER) 
 
 
 def schedule_text(schedule: Sequence[dict[str, Any]]) -> str:
+    """A schedule as text, one ``[start, end)  hparams`` line per segment."""
     parts = []
     for seg in schedule:
         hp = ", ".join(f"{k}={fmt(v)}" for k, v in seg["hparams"].items())

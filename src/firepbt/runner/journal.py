@@ -58,6 +58,7 @@ class Journal:
             self.bytes = keep_bytes
 
     def write(self, event: Mapping[str, Any]) -> None:
+        """Append ``event`` as one JSON line and flush it to the OS."""
         try:  # the usual event holds plain JSON values only: no need to walk it first
             text = json.dumps(event, allow_nan=False)
         except (TypeError, ValueError):  # numpy values, NaN or inf: clean() them (same text)
@@ -70,9 +71,11 @@ class Journal:
 
     @property
     def sha256(self) -> str:
+        """SHA-256 of the journal's content so far."""
         return self._hash.hexdigest()
 
     def sync(self) -> None:
+        """fsync the journal (skipped with ``FIREPBT_FSYNC=0``)."""
         if os.environ.get("FIREPBT_FSYNC", "1") != "0":
             os.fsync(self._fh.fileno())
 
@@ -82,6 +85,7 @@ class Journal:
         return os.dup(self._fh.fileno())
 
     def close(self) -> None:
+        """Close the file."""
         self._fh.close()
 
 

@@ -18,6 +18,8 @@ Segment = dict[str, Any]  # {"start": int, "end": int, "hparams": {...}}
 
 @dataclass
 class Network:
+    """One network: the node it forked from (None: a fresh initialisation), at which step, and its segments."""
+
     parent: int | None
     fork_step: int
     segments: list[Segment] = field(default_factory=list)
@@ -30,10 +32,12 @@ class Lineage:
         self.nets: list[Network] = [Network(None, 0) for _ in range(n_initial)]
 
     def fork(self, src_net: int, step: int) -> int:
+        """A new network copied from ``src_net`` at ``step``; returns its id."""
         self.nets.append(Network(src_net, step))
         return len(self.nets) - 1
 
     def train(self, net: int, start: int, end: int, hparams: Mapping[str, Any]) -> None:
+        """Record that ``net`` trained from ``start`` to ``end`` with ``hparams``."""
         segs = self.nets[net].segments
         if segs and segs[-1]["end"] == start and segs[-1]["hparams"] == hparams:
             segs[-1]["end"] = end
@@ -73,6 +77,7 @@ class Lineage:
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> Lineage:
+        """The lineage a journal's ``start``, ``copy`` and ``result`` events describe."""
         lin = cls()
         for ev in events:
             kind = ev.get("ev")

@@ -16,6 +16,7 @@ from firepbt.config import Config, FireSettings, PBTSettings, RandomSettings
 
 
 def make_decider(config: Config, rng: np.random.Generator) -> Decider:
+    """The decider ``config.algorithm`` names, drawing its random numbers from ``rng``."""
     a = config.algorithm
     if isinstance(a, RandomSettings):
         return RandomSearch(
