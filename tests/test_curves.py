@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from firepbt.core import curves
+from firepbt.core import curve, curves, gp, pairwise
 from firepbt.core.curves import Curve, best_score_diff, binom_test, overlap
 
 
@@ -315,8 +315,8 @@ def noisy_curve(n: int, seed: int = 0, noise: float = 0.05):
 
 def test_smoothing_is_cached_until_append(monkeypatch):
     calls = []
-    fit = curves._gp_fit
-    monkeypatch.setattr(curves, "_gp_fit", lambda x, y: calls.append(1) or fit(x, y))
+    fit = curve._gp_fit
+    monkeypatch.setattr(curve, "_gp_fit", lambda x, y: calls.append(1) or fit(x, y))
     c, _ = noisy_curve(30)
     s1 = c.smoothed()
     assert c.smoothed() is s1 and len(calls) == 1
@@ -350,7 +350,7 @@ def test_long_curve_fits_thinned(monkeypatch):
     """The GP's hyperparameters are fitted on GP_FIT_POINTS points, the mean on all (how
     fast that is: benchmarks/curves_speed.py; no timing is asserted here)."""
     sizes = []
-    argmax, mean = curves._lml_argmax, curves._posterior_mean
+    argmax, mean = gp._lml_argmax, gp._posterior_mean
 
     def spy_fit(X, y):
         sizes.append(len(X))
@@ -360,8 +360,8 @@ def test_long_curve_fits_thinned(monkeypatch):
         sizes.append(len(X))
         return mean(X, y, theta)
 
-    monkeypatch.setattr(curves, "_lml_argmax", spy_fit)
-    monkeypatch.setattr(curves, "_posterior_mean", spy_mean)
+    monkeypatch.setattr(gp, "_lml_argmax", spy_fit)
+    monkeypatch.setattr(gp, "_posterior_mean", spy_mean)
     c, truth = noisy_curve(1000)
     s = c.smoothed()
     assert sizes == [curves.GP_FIT_POINTS, 1000]  # hyperparameters on GP_FIT_POINTS, mean on all
@@ -408,7 +408,7 @@ def test_pairwise_best_score_diff_is_best_score_diff_bit_for_bit(smooth):
     for _ in range(3 if smooth else 25):
         cs = _random_curves(rng, 12)
         pairs = np.array([(i, j) for i in range(12) for j in range(12)])
-        got = curves.pairwise_best_score_diff(cs, pairs, smooth=smooth)
+        got = pairwise.pairwise_best_score_diff(cs, pairs, smooth=smooth)
         want = np.array([best_score_diff(cs[i], cs[j], smooth=smooth) for i, j in pairs])
         assert got.tolist() == want.tolist()
 
@@ -416,7 +416,7 @@ def test_pairwise_best_score_diff_is_best_score_diff_bit_for_bit(smooth):
 def test_pairwise_handles_diverged_curves_like_best_score_diff():
     a = C(0.1, 0.2, math.nan, 0.5)
     b = C(0.0, 0.3, 0.4, 0.45)
-    got = curves.pairwise_best_score_diff([a, b], np.array([[0, 1], [1, 0]]), smooth=False)
+    got = pairwise.pairwise_best_score_diff([a, b], np.array([[0, 1], [1, 0]]), smooth=False)
     assert got.tolist() == [
         best_score_diff(a, b, smooth=False),
         best_score_diff(b, a, smooth=False),

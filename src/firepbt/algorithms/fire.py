@@ -60,9 +60,9 @@ from firepbt.core.curves import (
     best_score_diff,
     binom_test,
     cancel_fits,
-    pairwise_best_score_diff,
     submit_fits,
 )
+from firepbt.core.pairwise import pairwise_best_score_diff
 from firepbt.core.space import SearchSpace
 
 

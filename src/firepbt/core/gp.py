@@ -1,0 +1,281 @@
+"""Gaussian-process smoothing of a curve (SPEC "Curves", Smoothing; paper §3.1.1 step 1).
+
+A Matérn ν=5/2 kernel times a constant plus white noise, hyperparameters by maximising
+the marginal likelihood, y normalised: scikit-learn's ``GaussianProcessRegressor`` fit,
+written out with the same floating-point operations (bit-identical, checked by
+``tests/test_curves.py``) and about 3x faster. :class:`~firepbt.core.curves.Curve` calls
+it; nothing else here knows about curves.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+GP_FIT_POINTS = 64
+"""Longer curves fit the GP hyperparameters on this many evenly thinned points."""
+
+STATS: dict[str, float] = {
+    "fits": 0,
+    "conditioned": 0,
+    "pairs": 0,
+    "parallel_fits": 0,
+    "parallel_cpu": 0.0,
+    "wasted_fits": 0,
+}
+"""Diagnostic counters for the controller benchmark (``benchmarks/controller.py``):
+GP hyperparameter fits, posterior means computed with kept hyperparameters
+(``gp_refit > 0``), curve pairs compared by best_score_diff, the fits done in the
+process pool of :func:`submit_fits` with their CPU seconds there, and the fits started
+there but never used (the evaluator was freed first). They count work
+only; nothing reads them to decide anything."""
+
+_BLAS: Any = None
+
+
+def _one_blas_thread():  # type: ignore[no-untyped-def]
+    """A context limiting BLAS to one thread: GP matrices here are small, and a
+    multi-threaded BLAS on a loaded machine was measured 10-20x slower per fit."""
+    global _BLAS
+    from threadpoolctl import ThreadpoolController
+
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _gp_posterior_mean(steps: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Posterior mean of a GP (C·Matérn(5/2) + white noise, normalised y) at ``steps``.
+
+    Hyperparameters maximise the marginal likelihood (empirical Bayes) with L-BFGS and no
+    restarts, so the fit is deterministic. If the fit fails, the raw scores are returned.
+    """
+    return _gp_fit(steps, y)[0]
+
+
+def _gp_fit(
+    steps: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    """:func:`_gp_posterior_mean` and the fitted (length scale in steps, constant, noise).
+
+    The kernel is None when the fit failed (the raw scores are then the smoothing).
+
+    This is scikit-learn's ``GaussianProcessRegressor(ConstantKernel(1.0, (1e-3, 1e3)) *
+    Matern(0.3, (1e-3, 1e3), nu=2.5) + WhiteKernel(0.1, (1e-8, 1e1)), normalize_y=True,
+    n_restarts_optimizer=0)`` fit and predict, written out: the same floating-point
+    operations in the same order (kernel, Cholesky, the marginal likelihood and its
+    gradient, the same L-BFGS-B call), without the kernel objects' bookkeeping, which
+    was most of a fit's time. ``tests/test_curves.py`` checks it against scikit-learn
+    bit for bit (:func:`_gp_fit_sklearn`).
+    """
+    n = y.size
+    span = float(steps[-1] - steps[0])
+    # Steps scaled to [0, 1] for numerical stability (the length scale is then relative).
+    x = (steps - steps[0]) / span if span > 0 else np.linspace(0.0, 1.0, n)
+    X = np.asarray(x, dtype=np.float64).reshape(-1, 1)
+    try:
+        with _one_blas_thread():
+            if n <= GP_FIT_POINTS:
+                theta = _lml_argmax(X, y)
+            else:
+                # Engineering choice: a member's curve can reach ~1000 points and each
+                # marginal-likelihood evaluation is O(n^3). Fit the hyperparameters on
+                # GP_FIT_POINTS evenly thinned points, then condition on every point with
+                # them fixed. Still empirical Bayes, on a subsample of the same curve.
+                idx = np.unique(np.linspace(0, n - 1, GP_FIT_POINTS).round().astype(np.int64))
+                theta = _lml_argmax(X[idx], y[idx])
+                # scikit-learn's second regressor reads the kernel's theta back (log of
+                # the exponentiated values) before conditioning: the same here
+                theta = np.log(np.hstack([np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])]))
+            mean = _posterior_mean(X, y, theta)
+    except (np.linalg.LinAlgError, ValueError):
+        return y.copy(), None
+    if not bool(np.all(np.isfinite(mean))):
+        return y.copy(), None
+    c, length, noise = np.exp(theta)  # (C, Matérn length scale, white noise)
+    scale = span if span > 0 else 1.0 / max(n - 1, 1)  # x units -> steps
+    return mean, (float(length) * scale, float(c), float(noise))
+
+
+_THETA0 = np.log(np.hstack([1.0, 0.3, 0.1]))  # C, Matérn length scale, white noise
+_BOUNDS = np.log(np.vstack([(1e-3, 1e3), (1e-3, 1e3), (1e-8, 1e1)]))
+_JITTER = 1e-10  # scikit-learn's default alpha, added to the diagonal
+
+
+def _normalised(y: np.ndarray) -> tuple[np.ndarray, Any, Any]:
+    mean = np.mean(y, axis=0)
+    std = np.std(y, axis=0)
+    if std == 0.0:
+        std = 1.0
+    return (y - mean) / std, mean, std
+
+
+def _kernel(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
+    """K(X, X) of C·Matérn(5/2) + white noise at log-hyperparameters ``theta`` (and dK/dθ)."""
+    from scipy.spatial.distance import squareform
+
+    c, length, noise = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])
+    n = X.shape[0]
+    length = np.squeeze(length).astype(float)
+    # pdist(X / length, "euclidean") for one-dimensional X: sqrt((u - v)^2), pairs (i < j)
+    # in row-major order, the same operations as SciPy's C loop, without its wrappers
+    z = (X / length)[:, 0]
+    i, j = np.triu_indices(n, 1)
+    dists = np.sqrt((z[i] - z[j]) ** 2)
+    km = dists * math.sqrt(5)
+    km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
+    km = squareform(km)
+    np.fill_diagonal(km, 1)
+    kc = np.full((n, n), c, dtype=np.array(c).dtype)
+    white = noise * np.eye(n)
+    k = kc * km + white
+    if not gradient:
+        return k
+    d = squareform(dists**2)[:, :, np.newaxis]
+    tmp = np.sqrt(5 * d.sum(-1))[..., np.newaxis]
+    km_grad = (5.0 / 3.0 * d * (tmp + 1) * np.exp(-tmp))[:, :].sum(-1)[:, :, np.newaxis]
+    kc_grad = np.full((n, n, 1), c, dtype=np.array(c).dtype)
+    prod_grad = np.dstack((kc_grad * km[:, :, np.newaxis], km_grad * kc[:, :, np.newaxis]))
+    return k, np.dstack((prod_grad, noise * np.eye(n)[:, :, np.newaxis]))
+
+
+def _cholesky(k: np.ndarray) -> np.ndarray:
+    """scipy.linalg.cholesky(k, lower=True) without its wrappers (the same LAPACK call)."""
+    from scipy.linalg.lapack import dpotrf
+
+    c, info = dpotrf(k, lower=1, overwrite_a=0, clean=1)
+    if info > 0:
+        raise np.linalg.LinAlgError(f"{info}-th leading minor not positive definite")
+    if info < 0:
+        raise ValueError(f"dpotrf: illegal value in argument {-info}")
+    return np.asarray(c)
+
+
+def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """scipy.linalg.cho_solve((L, True), b) without its wrappers (the same LAPACK call)."""
+    from scipy.linalg.lapack import dpotrs
+
+    x, info = dpotrs(L, b, lower=1, overwrite_b=0)
+    if info != 0:
+        raise ValueError(f"dpotrs: illegal value in argument {-info}")
+    return np.asarray(x)
+
+
+def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log-hyperparameters maximising the marginal likelihood (L-BFGS-B from _THETA0)."""
+    from scipy.optimize import minimize
+
+    yt = _normalised(y)[0][:, np.newaxis]
+    log_2pi = np.log(2 * np.pi)
+
+    def neg_lml(theta: np.ndarray) -> tuple[Any, np.ndarray]:
+        k, k_grad = _kernel(X, theta, True)
+        k[np.diag_indices_from(k)] += _JITTER
+        try:
+            L = _cholesky(k)
+        except np.linalg.LinAlgError:
+            return np.inf, -np.zeros_like(theta)
+        alpha = _cho_solve(L, yt)
+        lml = -0.5 * np.einsum("ik,ik->k", yt, alpha)
+        lml -= np.log(np.diag(L)).sum()
+        lml -= k.shape[0] / 2 * log_2pi
+        inner = np.einsum("ik,jk->ijk", alpha, alpha)
+        k_inv = _cho_solve(L, np.eye(k.shape[0]))
+        inner -= k_inv[..., np.newaxis]
+        grad = 0.5 * np.einsum("ijl,jik->kl", inner, k_grad)
+        return -lml.sum(axis=-1), -grad.sum(axis=-1)
+
+    return np.asarray(minimize(neg_lml, _THETA0, method="L-BFGS-B", jac=True, bounds=_BOUNDS).x)
+
+
+def _posterior_mean(X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """GP posterior mean at the training inputs with fixed log-hyperparameters."""
+    from scipy.spatial.distance import cdist
+
+    yn, mean, std = _normalised(y)
+    k = _kernel(X, theta, False)
+    k[np.diag_indices_from(k)] += _JITTER
+    L = _cholesky(k)
+    alpha = _cho_solve(L, yn)
+    c, length = np.exp(theta[0]), np.exp(theta[1])
+    length = np.squeeze(length).astype(float)
+    km = cdist(X / length, X / length, metric="euclidean") * math.sqrt(5)
+    km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
+    n = X.shape[0]
+    k_trans = np.full((n, n), c, dtype=np.array(c).dtype) * km + np.zeros((n, n))
+    out = std * (k_trans @ alpha) + mean
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def _gp_fit_sklearn(
+    steps: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+    """:func:`_gp_fit` through scikit-learn's GaussianProcessRegressor (the reference the
+    tests compare :func:`_gp_fit` with)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    n = y.size
+    span = float(steps[-1] - steps[0])
+    # Steps scaled to [0, 1] for numerical stability (the length scale is then relative).
+    x = (steps - steps[0]) / span if span > 0 else np.linspace(0.0, 1.0, n)
+    X = np.asarray(x, dtype=np.float64).reshape(-1, 1)
+    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
+        length_scale=0.3, length_scale_bounds=(1e-3, 1e3), nu=2.5
+    ) + WhiteKernel(noise_level=0.1, noise_level_bounds=(1e-8, 1e1))
+    try:
+        with warnings.catch_warnings(), _one_blas_thread():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if n <= GP_FIT_POINTS:
+                gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=0)
+                mean = gp.fit(X, y).predict(X)
+            else:
+                # Engineering choice: a member's curve can reach ~1000 points and each
+                # marginal-likelihood evaluation is O(n^3). Fit the hyperparameters on
+                # GP_FIT_POINTS evenly thinned points, then condition on every point with
+                # them fixed. Still empirical Bayes, on a subsample of the same curve.
+                idx = np.unique(np.linspace(0, n - 1, GP_FIT_POINTS).round().astype(np.int64))
+                gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=0)
+                gp.fit(X[idx], y[idx])
+                full = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
+                mean = full.fit(X, y).predict(X)
+    except (np.linalg.LinAlgError, ValueError):
+        return y.copy(), None
+    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+    if not bool(np.all(np.isfinite(mean))):
+        return y.copy(), None
+    c, length, noise = np.exp(gp.kernel_.theta)  # (C, Matérn length scale, white noise)
+    scale = span if span > 0 else 1.0 / max(n - 1, 1)  # x units -> steps
+    return mean, (float(length) * scale, float(c), float(noise))
+
+
+def _gp_condition(
+    steps: np.ndarray, y: np.ndarray, kernel: tuple[float, float, float]
+) -> np.ndarray:
+    """Posterior mean at ``steps`` with kept hyperparameters (no marginal-likelihood fit).
+
+    The same model as :func:`_gp_fit` (normalised y, C·Matérn(5/2) + white noise, jitter
+    1e-10 as scikit-learn adds): one Cholesky of an n × n matrix, in NumPy. The length
+    scale is kept in steps, so it keeps its meaning while the curve grows.
+    """
+    from scipy.linalg import cho_factor, cho_solve
+
+    length, c, noise = kernel
+    x = np.asarray(steps, dtype=np.float64)
+    mu = float(y.mean())
+    sd = float(y.std())
+    sd = sd if sd > 0 else 1.0
+    yn = (y - mu) / sd
+    d = np.abs(x[:, None] - x[None, :]) * (math.sqrt(5.0) / length)
+    kf = c * (1.0 + d + d * d / 3.0) * np.exp(-d)
+    k = kf + np.eye(x.size) * (noise + 1e-10)
+    try:
+        alpha = cho_solve(cho_factor(k, lower=True, check_finite=False), yn, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return y.copy()
+    mean = kf @ alpha * sd + mu
+    return mean if bool(np.all(np.isfinite(mean))) else y.copy()
