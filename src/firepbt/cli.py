@@ -223,7 +223,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from firepbt.report.plots import plot_run, runs_under
+    from firepbt.report.compare import runs_under
+    from firepbt.report.plots import plot_run
 
     runs = list(runs_under(args.dir))
     if not runs:
@@ -248,7 +249,7 @@ def _formats(text: str) -> tuple[str, ...]:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Runs grouped by algorithm: the best score against step (mean ± std over the runs
     of each algorithm, the paper's Figure 4b) and a table of mean ± std (Table 1)."""
-    from firepbt.report.plots import compare_runs, runs_under
+    from firepbt.report.compare import compare_runs, runs_under
     from firepbt.report.results import compare_rows, format_table, load_result
 
     formats = _formats(args.format)

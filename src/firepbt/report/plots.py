@@ -21,24 +21,31 @@ choice). Figures are written at 150 dpi as PNG, and as SVG or PDF on request
 from __future__ import annotations
 
 import functools
-import math
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec
 
 import numpy as np
 
+from firepbt.report.plot_data import (
+    _events,
+    _hold,
+    _numeric,
+    _Scan,
+    _spread,
+    best_curve,
+    best_result,
+    best_schedule,
+    hparam_bands,
+    role_label,
+)
 from firepbt.report.results import ALGORITHM_LABEL
-from firepbt.runner.journal import read_events
-from firepbt.runner.lineage import Lineage
 
 __all__ = [
     "FORMATS",
     "best_curve",
     "best_result",
     "best_schedule",
-    "compare_runs",
     "hparam_bands",
     "plot_run",
     "render_best_curves",
@@ -47,7 +54,6 @@ __all__ = [
     "role_label",
 ]
 
-Events = Sequence[Mapping[str, Any]]
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 FONT: dict[str, Any] = {
@@ -56,184 +62,6 @@ FONT: dict[str, Any] = {
     "axes.labelsize": 10,
     "legend.fontsize": 9,
 }
-
-
-def _events(run: str | Path | Events) -> Iterable[Mapping[str, Any]]:
-    """The events of a run: streamed from the journal (never all in memory), or as given."""
-    return read_events(run) if isinstance(run, str | Path) else run
-
-
-def _better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "max" else a < b
-
-
-def role_label(sub: int, algorithm: str) -> str:
-    """How a group of workers is named in figures: FIRE's sub-populations are P1 (trained
-    to the end, SPEC "Sub-populations"), P2, ...; PBT and random search have one
-    population; sub-population 0 stands for FIRE's evaluators."""
-    if sub == 0:
-        return "evaluators"
-    if algorithm == "fire":
-        return f"P{sub}"
-    return "random search" if algorithm == "random" else "population"
-
-
-class _Scan:
-    """Everything the figures need, gathered in one pass over the journal.
-
-    A run of 10^6 events is read line by line (issue 12): only the results of the
-    extraction are kept, never the events themselves.
-    """
-
-    def __init__(self) -> None:
-        self.direction = "max"
-        self.best: Mapping[str, Any] | None = None
-        self.xs: list[int] = []
-        self.ys: list[float] = []
-        self.best_score = math.nan
-        self.front = 0
-        self.roles: list[tuple[str, int]] = []
-        self.names: list[str] = []
-        self.values: dict[tuple[int, str], dict[int, list[float]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
-        self.current: dict[int, dict[str, Any]] = {}
-        self.successes: list[dict[str, Any]] = []
-        self.lineage = Lineage()
-        self.space: dict[str, dict[str, Any]] = {}  # each hyperparameter's kind, bounds, ...
-        self.algorithm = ""
-
-    def feed(self, events: Iterable[Mapping[str, Any]]) -> _Scan:
-        for ev in events:
-            kind = ev.get("ev")
-            if kind == "result":
-                self._result(ev)
-            elif kind == "copy":
-                new = self.lineage.fork(int(ev["src_net"]), int(ev["step"]))
-                if new != ev["net"]:
-                    raise ValueError(f"journal: copy creates net {ev['net']}, expected {new}")
-                if ev.get("reason") == "success":
-                    dst = int(ev["dst"])
-                    self.successes.append(
-                        {
-                            "step": int(ev["step"]),
-                            "target": dst,
-                            "hparams": dict(self.current.get(dst, {})),
-                        }
-                    )
-            elif kind == "start":
-                self.direction = str(ev["config"].get("direction", "max"))
-                self.roles = [(str(r), int(s or 0)) for r, s in ev["roles"]]
-                self.space = dict(ev["config"]["space"])
-                self.names = list(self.space)
-                self.algorithm = str(ev["config"].get("algorithm", {}).get("name", ""))
-                self.lineage = Lineage(int(ev["workers"]))
-        return self
-
-    def _result(self, ev: Mapping[str, Any]) -> None:
-        score = ev.get("score")
-        if score is not None and (
-            self.best is None or _better(score, self.best["score"], self.direction)
-        ):
-            self.best = ev
-        # best score so far against the furthest step any worker has reached
-        self.front = max(self.front, int(ev["step"]))
-        if score is not None and (
-            math.isnan(self.best_score) or _better(score, self.best_score, self.direction)
-        ):
-            self.best_score = float(score)
-        if not math.isnan(self.best_score):
-            if self.xs and self.xs[-1] == self.front:
-                self.ys[-1] = self.best_score
-            else:
-                self.xs.append(self.front)
-                self.ys.append(self.best_score)
-        w = int(ev["worker"])
-        self.current[w] = ev["hparams"]
-        sub = self.roles[w][1] if self.roles[w][0] == "member" else 0
-        for name in self.names:
-            v = _numeric(ev["hparams"].get(name), self.space.get(name, {}))
-            if v is not None:
-                self.values[(sub, name)][int(ev["step"])].append(v)
-        self.lineage.train(int(ev["net"]), int(ev["start"]), int(ev["step"]), ev["hparams"])
-
-    def best_result(self) -> dict[str, Any] | None:
-        return dict(self.best) if self.best is not None else None
-
-    def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.xs), np.asarray(self.ys)
-
-    def best_schedule(self) -> list[dict[str, Any]]:
-        if self.best is None:
-            return []
-        return self.lineage.schedule(int(self.best["net"]), int(self.best["step"]))
-
-    def hparam_bands(self) -> dict[str, Any]:
-        bands: dict[str, dict[int, dict[str, np.ndarray]]] = defaultdict(dict)
-        for (sub, name), by_step in self.values.items():
-            steps = sorted(by_step)
-            arr = [np.asarray(by_step[s]) for s in steps]
-            bands[name][sub] = {
-                "step": np.asarray(steps),
-                "median": np.asarray([np.median(a) for a in arr]),
-                "min": np.asarray([a.min() for a in arr]),
-                "max": np.asarray([a.max() for a in arr]),
-            }
-        return {
-            "names": self.names,
-            "bands": dict(bands),
-            "successes": self.successes,
-            "space": self.space,
-            "algorithm": self.algorithm,
-            "schedule": self.best_schedule(),
-        }
-
-
-# --------------------------------------------------------------------------- extract
-
-
-def best_result(run: str | Path | Events) -> dict[str, Any] | None:
-    """The result event with the best score (the first one to reach it), or None."""
-    return _Scan().feed(_events(run)).best_result()
-
-
-def best_curve(run: str | Path | Events) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, best score so far): x is the furthest step any worker has reached."""
-    return _Scan().feed(_events(run)).best_curve()
-
-
-def best_schedule(run: str | Path | Events) -> list[dict[str, Any]]:
-    """The schedule (segments) of the best network, from the journal's lineage."""
-    return _Scan().feed(_events(run)).best_schedule()
-
-
-def _numeric(value: Any, spec: Mapping[str, Any]) -> float | None:
-    """A hyperparameter value on its panel's axis: a choice is its index in ``choices``."""
-    if spec.get("kind") == "choice":
-        choices = list(spec.get("choices", []))
-        for i, c in enumerate(choices):
-            if isinstance(c, bool) == isinstance(value, bool) and c == value:
-                return float(i)
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def hparam_bands(run: str | Path | Events) -> dict[str, Any]:
-    """Per sub-population and hyperparameter: steps, median, min, max; and successes.
-
-    A member's hyperparameter at a step is the one its last ``result`` event trained
-    with; values are grouped by the step reached (every ``eval_interval``). Evaluators
-    form their own group (sub-population 0). Successes are ``copy`` events with reason
-    ``success``: (step, target worker, the target's hyperparameters at that step).
-    ``space`` is the search space (each hyperparameter's kind, bounds, choices) and
-    ``schedule`` the best network's schedule, both from the journal.
-    """
-    return _Scan().feed(_events(run)).hparam_bands()
-
-
-# --------------------------------------------------------------------------- render
 
 
 def _plt() -> Any:
@@ -439,14 +267,6 @@ def render_hparam_bands(
     return _save(fig, path, formats)[0]
 
 
-def _spread(ys: np.ndarray, spread: str) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.nanmean(ys, axis=0)
-    if spread == "std":
-        sd = np.nanstd(ys, axis=0, ddof=1) if len(ys) > 1 else np.zeros_like(mean)
-        return mean - sd, mean + sd
-    return np.nanmin(ys, 0), np.nanmax(ys, 0)
-
-
 @_styled
 def render_best_curves(
     curves: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]],
@@ -499,13 +319,6 @@ def render_best_curves(
     return _save(fig, path, formats)[0]
 
 
-def _hold(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """The step function (x, y) sampled at ``grid`` (NaN before its first point)."""
-    idx = np.searchsorted(x, grid, side="right") - 1
-    out = np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
-    return np.asarray(out, dtype=float)
-
-
 def _also(path: Path, formats: Sequence[str]) -> list[Path]:
     return [path.with_suffix(f".{f}") for f in formats]
 
@@ -546,58 +359,3 @@ def plot_run(run_dir: str | Path, *, formats: Sequence[str] = ("png",)) -> list[
             )
         )
     return [p for first in paths for p in _also(first, formats)]
-
-
-def runs_under(root: str | Path) -> Iterable[Path]:
-    """Run directories (holding ``events.jsonl``) at or below ``root``, sorted."""
-    root = Path(root)
-    if (root / "events.jsonl").is_file():
-        return [root]
-    return sorted(p.parent for p in root.rglob("events.jsonl"))
-
-
-def compare_runs(
-    run_dirs: Sequence[str | Path],
-    out: str | Path,
-    *,
-    formats: Sequence[str] = ("png",),
-    title: str = "",
-) -> dict[str, Any]:
-    """Group runs by algorithm; draw the best score against step (mean ± std over the
-    runs of each algorithm: the paper's Figure 4b) to ``OUT/compare.<fmt>``; return
-    ``{"groups": {label: [run dirs]}, "direction", "paths"}``."""
-    groups: dict[str, list[Path]] = defaultdict(list)
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    directions = set()
-    for d in run_dirs:
-        scan = _Scan().feed(_events(Path(d)))  # one streaming pass per run
-        label = ALGORITHM_LABEL.get(scan.algorithm, scan.algorithm or "?")
-        groups[label].append(Path(d))
-        curves[label].append(scan.best_curve())
-        directions.add(scan.direction)
-    if len(directions) > 1:
-        raise ValueError("the runs do not share one direction (some max, some min)")
-    direction = directions.pop() if directions else "max"
-    order = [ALGORITHM_LABEL[k] for k in ("random", "pbt", "fire")]
-    ordered = {
-        k: curves[k]
-        for k in sorted(
-            curves, key=lambda k: (k not in order, order.index(k) if k in order else 0, k)
-        )
-    }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    first = render_best_curves(
-        ordered,
-        out / "compare.png",
-        ylabel="best score" + (" (lower is better)" if direction == "min" else ""),
-        log_y=direction == "min",
-        spread="std",
-        title=title or "best score reached by any worker",
-        formats=formats,
-    )
-    return {
-        "groups": {k: groups[k] for k in ordered},
-        "direction": direction,
-        "paths": _also(first, formats),
-    }
