@@ -1,0 +1,132 @@
+"""FIRE PBT's departures from the paper (issue 11), each a named ``[algorithm]`` setting.
+
+With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
+false``, ``protect_steps = 0``, ``eval_patience = 1``, ``reseed_after = 0``) each hook
+here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
+paper's algorithm (``tests/test_fire_departures.py``). Why each exists and what the seed
+sweeps measured: README "Departures from the paper", ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from firepbt.algorithms.base import Command, CopyWeights, Hparams, Worker
+from firepbt.algorithms.pbt import PBT
+from firepbt.core.curves import Curve
+
+
+class FireDepartures(PBT):
+    """The hooks of :class:`~firepbt.algorithms.pbt.PBT` that FIRE PBT's named settings
+    change, and the reseed of a stalled parent sub-population (a base of ``FirePBT``)."""
+
+    parent_resample: float
+    greedy_sources: bool
+    protect_steps: int
+    eval_patience: float
+    reseed_after: int
+    max_eval_steps: int
+    _last_link: list[int]
+    _protected_until: dict[int, int]
+
+    def lost(self, member: int, cmds: list[Command]) -> None:
+        """A member lost an evolution event (FIRE PBT frees its evaluators)."""
+        raise NotImplementedError
+
+    def explored(self, dst: Worker, hparams: Hparams) -> Hparams:
+        """``parent_resample``: a parent member's explore draws afresh from the prior with
+        this probability (diversity where a parent sub-population has converged on a
+        poor region). P_1 and ``parent_resample = 0`` explore as the paper does."""
+        if dst.subpop >= 2 and self.parent_resample > 0:
+            if self.rng.random() < self.parent_resample:
+                return self.space.sample(self.rng)
+        return super().explored(dst, hparams)
+
+    def sources(self, subpop: int, top: list[int]) -> list[int]:
+        """``greedy_sources``: P_1's losers may also copy (weights and hyperparameters,
+        then explore) a member of any parent sub-population whose Q is at least that of
+        P_1's worst top member. Where greed is right the parents' networks are good by
+        Q too and P_1 ranks all the workers' networks, as PBT does; where it is not
+        (a parent trains at higher learning rates and scores worse now) nothing changes.
+        """
+        if subpop != 1 or not self.greedy_sources or not top:
+            return top
+        bar = min(self._q(self.workers[i]) for i in top)
+        extra = [
+            w.id
+            for w in self.members()
+            if w.subpop >= 2 and math.isfinite(self._q(w)) and self._q(w) >= bar
+        ]
+        return [*top, *extra]
+
+    def protected(self, member: Worker) -> bool:
+        """``protect_steps``: a member that received an evaluator's weights does not lose
+        an evolution event until it has trained this many steps on them."""
+        until = self._protected_until.get(member.id)
+        if until is None:
+            return False
+        if member.step >= until:
+            del self._protected_until[member.id]
+            return False
+        return True
+
+    def closing(self, a: Curve, b: Curve, t: int) -> bool:
+        """``eval_patience``: with no overlap after ``max_eval_steps``, keep the evaluator
+        (curve ``a``) while the lower-starting curve is closing the gap fast enough to
+        reach the other's start before ``eval_patience * max_eval_steps``."""
+        limit = self.eval_patience * self.max_eval_steps
+        if self.eval_patience <= 1.0 or t > limit:
+            return False
+        low, high = (a, b) if a.scores[0] <= b.scores[0] else (b, a)
+        x, y = low.steps, np.maximum.accumulate(low.scores)
+        if len(x) < 4:
+            return False
+        half = x[-1] - (x[-1] - x[0]) / 2
+        mid = int(np.searchsorted(x, half))
+        rate = (y[-1] - y[mid]) / max(1, x[-1] - x[mid])
+        gap = float(high.scores[0] - y[-1])
+        if gap <= 0:
+            return True  # it has reached the other's start: wait for the overlap to count
+        return bool(rate > 0 and gap / rate <= limit - t)
+
+    def reseed_stalled(self, ready: Sequence[int], cmds: list[Command]) -> None:
+        """``reseed_after``: a parent sub-population P_i whose evaluators have moved no
+        weights into P_{i-1} for this many steps has fallen behind its child: the bottom
+        quarter of its ready members (by Q) copy the weights of the best members of
+        P_{i-1} and keep their own hyperparameters, so that its evaluators overlap the
+        child again. The clock restarts at every success or reseed."""
+        for i in range(2, self.n_subpops + 1):
+            here = [self.workers[j] for j in ready if self.workers[j].subpop == i]
+            if not here:
+                continue
+            now = max(w.step for w in here)
+            if now - self._last_link[i] < self.reseed_after:
+                continue
+            child = self.fitness_q(i - 1)
+            if not child:
+                continue
+            self._last_link[i] = now
+            k = max(1, math.floor(self.fraction * len(self.members(i))))
+            losers = sorted(here, key=lambda w: (self._q(w), -w.id))[:k]
+            sources = sorted(child, key=lambda j: (-child[j], j))[:k]
+            for n, w in enumerate(losers):
+                src = sources[n % len(sources)]
+                cmds.append(CopyWeights(src, w.id, "reseed"))
+                self.apply_copy(src, w.id)
+                w.since_eval = 0
+                self.lost(w.id, cmds)
+
+    def fitness_q(self, subpop: int) -> dict[int, float]:
+        """Greedy Q of the healthy members of ``subpop`` (what a reseed copies from)."""
+        return {
+            w.id: float(w.latest)
+            for w in self.members(subpop)
+            if w.latest is not None and math.isfinite(w.latest)
+        }
+
+    @staticmethod
+    def _q(w: Worker) -> float:
+        return w.latest if w.latest is not None and math.isfinite(w.latest) else -math.inf
