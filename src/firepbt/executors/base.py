@@ -8,6 +8,7 @@ the same sequence of calls (the conformance suite in the tests checks it).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from abc import ABC, abstractmethod
@@ -178,3 +179,23 @@ class Executor(ABC):
 
     def close(self) -> None:
         """Release workers."""
+
+
+class LocalTrainables(Executor):
+    """An executor that holds every worker's trainable in this process (``trainables``):
+    weight copies and states are deep copies of ``state_dict`` (in-process, simulated)."""
+
+    trainables: list[Any]
+
+    def copy(self, src: int, dst: int) -> None:
+        self.set_state(dst, self.trainables[src].state_dict())
+
+    def get_state(self, worker: int) -> Any:
+        return copy.deepcopy(self.trainables[worker].state_dict())
+
+    def set_state(self, worker: int, state: Any) -> None:
+        self.trainables[worker].load_state_dict(copy.deepcopy(state))
+
+    def test(self, worker: int) -> float | None:
+        t = self.trainables[worker]
+        return float(t.test()) if hasattr(t, "test") else None

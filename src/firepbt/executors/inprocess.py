@@ -12,7 +12,6 @@ when it comes. The process and Ray executors kill and retry such a task.
 
 from __future__ import annotations
 
-import copy
 import sys
 import threading
 from collections import deque
@@ -21,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import Executor, Task, TaskResult, run_task
+from firepbt.executors.base import LocalTrainables, Task, TaskResult, run_task
 
 
 def _to_stderr(message: str) -> None:
@@ -29,7 +28,7 @@ def _to_stderr(message: str) -> None:
     sys.stderr.flush()
 
 
-class InProcessExecutor(Executor):
+class InProcessExecutor(LocalTrainables):
     """Runs every trainable in this process, one task at a time (``executor = "inprocess"``)."""
 
     def __init__(
@@ -91,16 +90,3 @@ class InProcessExecutor(Executor):
 
     def cancel(self, worker: int) -> None:
         self.queue = deque(t for t in self.queue if t.worker != worker)
-
-    def copy(self, src: int, dst: int) -> None:
-        self.set_state(dst, self.trainables[src].state_dict())
-
-    def get_state(self, worker: int) -> Any:
-        return copy.deepcopy(self.trainables[worker].state_dict())
-
-    def set_state(self, worker: int, state: Any) -> None:
-        self.trainables[worker].load_state_dict(copy.deepcopy(state))
-
-    def test(self, worker: int) -> float | None:
-        t = self.trainables[worker]
-        return float(t.test()) if hasattr(t, "test") else None

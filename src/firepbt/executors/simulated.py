@@ -26,7 +26,6 @@ is a valid run but not the same one (a synchronous one is the same, as in-proces
 
 from __future__ import annotations
 
-import copy
 import heapq
 import math
 from collections.abc import Sequence
@@ -37,7 +36,7 @@ import numpy as np
 
 from firepbt.config.settings import SimulatedSettings
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import Executor, Task, TaskResult, run_task
+from firepbt.executors.base import LocalTrainables, Task, TaskResult, run_task
 
 
 @dataclass
@@ -49,7 +48,7 @@ class _Queued:
     failed: bool  # every attempt failed: the result is a NaN score
 
 
-class SimulatedExecutor(Executor):
+class SimulatedExecutor(LocalTrainables):
     """Virtual-time workers; see the module docstring."""
 
     def __init__(self, settings: SimulatedSettings | None = None, *, max_retries: int = 3) -> None:
@@ -142,19 +141,6 @@ class SimulatedExecutor(Executor):
         # the worker stops now: the virtual time it would still have spent is not spent
         self.compute -= q.finish - min(max(self.clock, q.begin), q.finish)
         self.free_at[worker] = self.clock
-
-    def copy(self, src: int, dst: int) -> None:
-        self.set_state(dst, self.trainables[src].state_dict())
-
-    def get_state(self, worker: int) -> Any:
-        return copy.deepcopy(self.trainables[worker].state_dict())
-
-    def set_state(self, worker: int, state: Any) -> None:
-        self.trainables[worker].load_state_dict(copy.deepcopy(state))
-
-    def test(self, worker: int) -> float | None:
-        t = self.trainables[worker]
-        return float(t.test()) if hasattr(t, "test") else None
 
     def summary(self) -> dict[str, Any]:
         """Virtual wall-clock seconds, virtual compute (worker-seconds) and the speeds."""
