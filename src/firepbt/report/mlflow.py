@@ -42,7 +42,8 @@ from typing import Any
 
 from firepbt.config.settings import MlflowSettings
 from firepbt.report.results import HEADER, format_table, summary_rows
-from firepbt.runner.callbacks import Callback, RunInfo
+from firepbt.report.tally import COPY_COLUMNS, RunTally
+from firepbt.runner.callbacks import RunInfo
 from firepbt.runner.checkpoint import atomic_write
 from firepbt.runner.events import Checkpoint, Copy, Decision, Result, WorkerRole
 
@@ -78,21 +79,16 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-class MlflowLogger(Callback):
+class MlflowLogger(RunTally):
     """Logs a run to MLflow (see the module for what, where and why)."""
 
     def __init__(self, settings: MlflowSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or MlflowSettings()
         self.client: Any = None
         self.parent = ""
         self.children: list[str] = []
         self.roles: tuple[WorkerRole, ...] = ()
-        self.sign = 1.0
-        self.trained: dict[int, int] = {}
-        self.population_step = 0
-        self.best: float | None = None
-        self.counts = {"exploit": 0, "success": 0}
-        self.copies: list[dict[str, Any]] = []
         self.buffer: dict[str, list[Any]] = {}  # run id -> Metric
         self.tags: dict[str, list[Any]] = {}  # run id -> RunTag
         self.waiting = 0
@@ -160,32 +156,6 @@ class MlflowLogger(Callback):
             self.track(ev)
 
     # -- events --------------------------------------------------------------------
-
-    def track(self, ev: Any) -> bool:
-        """Update the counters from ``ev``; True when the parent's numbers changed."""
-        if isinstance(ev, Result):
-            self.trained[ev.worker] = self.trained.get(ev.worker, 0) + ev.step - ev.start
-            self.population_step = max(self.population_step, ev.step)
-            if ev.score is not None and (
-                self.best is None or self.sign * ev.score > self.sign * self.best
-            ):
-                self.best = float(ev.score)
-                return True
-        elif isinstance(ev, Copy):
-            self.copies.append(
-                {
-                    "step": ev.step,
-                    "reason": ev.reason,
-                    "src": ev.src,
-                    "dst": ev.dst,
-                    "src_net": ev.src_net,
-                    "net": ev.net,
-                }
-            )
-            if ev.reason in self.counts:
-                self.counts[ev.reason] += 1
-                return True
-        return False
 
     def metric(self, run_id: str, key: str, value: float, step: int) -> None:
         """Buffer one metric point of ``run_id`` (sent by :meth:`flush`)."""
@@ -274,8 +244,8 @@ class MlflowLogger(Callback):
         try:
             self.flush()
             if self.copies:
-                columns = ["step", "reason", "src", "dst", "src_net", "net"]
-                table = {c: [row[c] for row in self.copies] for c in columns}
+                rows = self.copy_rows()
+                table = {c: [row[i] for row in rows] for i, c in enumerate(COPY_COLUMNS)}
                 client.log_table(self.parent, table, "weight_copies.json")
             if result is not None:
                 self.log_result(info, result)

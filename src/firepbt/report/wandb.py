@@ -44,7 +44,8 @@ from typing import Any
 
 from firepbt.config.settings import WandbSettings
 from firepbt.report.results import HEADER, format_table, summary_rows
-from firepbt.runner.callbacks import Callback, RunInfo
+from firepbt.report.tally import COPY_COLUMNS, RunTally
+from firepbt.runner.callbacks import RunInfo
 from firepbt.runner.checkpoint import atomic_write
 from firepbt.runner.events import Copy, Decision, Result, WorkerRole
 
@@ -65,20 +66,15 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-class WandbLogger(Callback):
+class WandbLogger(RunTally):
     """Logs a run to Weights & Biases (see the module for what, where and why)."""
 
     def __init__(self, settings: WandbSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or WandbSettings()
         self.runs: list[Any] = []  # per worker
         self.controller: Any = None
         self.roles: tuple[WorkerRole, ...] = ()
-        self.trained: dict[int, int] = {}
-        self.population_step = 0
-        self.best: float | None = None
-        self.sign = 1.0
-        self.counts = {"exploit": 0, "success": 0}
-        self.copies: list[list[Any]] = []
 
     # -- start ---------------------------------------------------------------------
 
@@ -172,23 +168,6 @@ class WandbLogger(Callback):
 
     # -- events --------------------------------------------------------------------
 
-    def track(self, ev: Any) -> bool:
-        """Update the counters from ``ev``; True when the controller's numbers changed."""
-        if isinstance(ev, Result):
-            self.trained[ev.worker] = self.trained.get(ev.worker, 0) + ev.step - ev.start
-            self.population_step = max(self.population_step, ev.step)
-            if ev.score is not None and (
-                self.best is None or self.sign * ev.score > self.sign * self.best
-            ):
-                self.best = float(ev.score)
-                return True
-        elif isinstance(ev, Copy):
-            self.copies.append([ev.step, ev.reason, ev.src, ev.dst, ev.src_net, ev.net])
-            if ev.reason in self.counts:
-                self.counts[ev.reason] += 1
-                return True
-        return False
-
     def log_controller(self) -> None:
         """The controller's numbers at the furthest network step."""
         self.controller.log(
@@ -239,11 +218,12 @@ class WandbLogger(Callback):
 
         try:
             if self.controller is not None:
-                columns: list[Any] = ["step", "reason", "src", "dst", "src_net", "net"]
                 self.controller.log(
                     {
                         "population_step": self.population_step,
-                        "weight_copies": wandb.Table(columns=columns, data=self.copies),
+                        "weight_copies": wandb.Table(
+                            columns=list(COPY_COLUMNS), data=self.copy_rows()
+                        ),
                     }
                 )
                 if result is not None:
