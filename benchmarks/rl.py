@@ -27,27 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Benchmark, algorithm
+from benchmarks.ppo import _config  # the same PPO config at another shape
 
 NUM_ENVS, ROLLOUT = 8, 16
 REPLAY_SEEDS = [1000, 1001, 1002, 1003, 1004, 1005]
 REPLAY_EPISODES = 32
-
-
-def _config(algo: dict[str, Any], *, args: dict[str, Any], steps: int) -> dict[str, Any]:
-    return {
-        "trainable": "firepbt.tasks.ppo:PPO",
-        "direction": "max",
-        "steps": steps,
-        "eval_interval": 1,
-        "ready_interval": 5,
-        "mode": "sync",
-        "args": args,
-        "space": {
-            "lr": {"kind": "log_uniform", "low": 1e-4, "high": 1e-2},
-            "ent_coef": {"kind": "log_uniform", "low": 1e-4, "high": 0.1},
-        },
-        "algorithm": algo,
-    }
 
 
 def benchmarks(quick: bool) -> list[Benchmark]:
