@@ -6,35 +6,10 @@ evaluators follow; curves are compared with ``smooth=False``.
 
 import numpy as np
 import pytest
+from test_fire import SPACE, fire, report  # the factory and space of the paper's tests
 
 from firepbt.algorithms import Assign, CopyWeights, Free
-from firepbt.algorithms.fire import FirePBT
 from firepbt.core.curves import Curve
-from firepbt.core.space import LogUniform, SearchSpace
-
-SPACE = SearchSpace({"lr": LogUniform(0.01, 1.0)})
-
-
-def fire(seed=0, **kw):
-    kw.setdefault("max_eval_steps", 100)
-    d = FirePBT(
-        SPACE,
-        np.random.default_rng(seed),
-        subpopulations=[4, 4],
-        evaluators=3,
-        steps=10_000,
-        smooth=False,
-        **kw,
-    )
-    d.start()
-    return d
-
-
-def report(d, step, scores):
-    out = []
-    for w, s in scores.items():
-        out += d.on_result(w, step, s)
-    return out
 
 
 def scripted(d, steps=range(10, 401, 10)):
