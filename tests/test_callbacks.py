@@ -5,6 +5,7 @@ import logging
 import sys
 
 import pytest
+from test_resume import Crash, crash_at  # one crash-at-the-k-th-event observer
 from test_runner import config
 
 from firepbt.api import resume, run
@@ -25,22 +26,6 @@ from firepbt.runner.events import (
     parse_event,
 )
 from firepbt.runner.journal import read_events
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_at(k):
-    """A raw observer that stops the run (as a crash would) at its k-th event."""
-    seen = []
-
-    def observe(event):
-        seen.append(event)
-        if len(seen) == k:
-            raise Crash(k)
-
-    return observe
 
 
 class Recorder(Callback):

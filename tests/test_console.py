@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_resume import Crash, crash_at  # one crash-at-the-k-th-event observer
 
 import firepbt
 from firepbt.api import resume, run
@@ -51,21 +52,6 @@ high = 1.0
 name = "pbt"
 population = 4
 """
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_at(k):
-    seen = []
-
-    def observe(event):
-        seen.append(event)
-        if len(seen) == k:
-            raise Crash(k)
-
-    return observe
 
 
 def test_resume_says_where_it_continues_with_the_right_best(tmp_path):
