@@ -55,6 +55,7 @@ def handle(run: Run, r: TaskResult) -> bool:
     test = track_best(run, w, q, r.score) if finite else None
     if not finite:
         run.counts["diverged"] += 1
+    failed_before = len(run.failures.failed_first)
     error_id = record_failure(run, w, r, start)
     event: dict[str, Any] = {
         "ev": "result",
@@ -72,7 +73,7 @@ def handle(run: Run, r: TaskResult) -> bool:
     if error_id is not None:
         event["error_id"] = error_id
     run.emit(event)
-    check_for_bug(run)
+    check_for_bug(run, failed_before)
     apply(run, run.decider.on_result(w, run.step[w], q))
     return True
 

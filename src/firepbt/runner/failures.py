@@ -106,13 +106,21 @@ def record_failure(run: Run, w: int, r: TaskResult, start: int) -> int | None:
     return int(e["id"])
 
 
-def check_for_bug(run: Run) -> None:
-    """Stop the run (``abort`` event, UserCodeError) when its failures can only be a bug."""
+def check_for_bug(run: Run, failed_before: int) -> None:
+    """Stop the run (``abort`` event, UserCodeError) when its failures can only be a bug.
+
+    Called after each result with the number of first-task failures before it. Once some
+    network trained successfully, only a new first-task failure can complete a
+    sub-population of them (a copy brings a network that is not among them), so the
+    members are looked at only then, not at every result of a long run.
+    """
     f = run.failures
-    if not f.failed_first:
+    if not f.failed_first or (f.good and len(f.failed_first) == failed_before):
         return
     members = run.decider.members()
-    nets = {m.subpop: [run.net[w.id] for w in members if w.subpop == m.subpop] for m in members}
+    nets: dict[int, list[int]] = {}  # sub-population -> its members' networks, in order
+    for w in members:
+        nets.setdefault(w.subpop, []).append(run.net[w.id])
     what = None
     for subpop, group in sorted(nets.items()):
         if all(n in f.failed_first for n in group):
