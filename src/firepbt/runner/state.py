@@ -77,22 +77,8 @@ def checkpoint(run: Run) -> None:
 def snapshot(run: Run) -> dict[str, Any]:
     """Everything the loop and the decider know (pickled: see :mod:`firepbt.runner.checkpoint`)."""
     return {
-        "decider": run.decider,
-        "step": run.step,
-        "net": run.net,
-        "hparams": run.hparams,
-        "token": run.token,
-        "busy": run.busy,
-        "since_ready": run.since_ready,
+        **{key: getattr(run, key) for key in SAVED},
         "evaluating": sorted(run.evaluating),
-        "lineage": run.lineage,
-        "best": run.best,
-        "best_p1": run.best_p1,
-        "counts": run.counts,
-        "elapsed": run.elapsed,
-        "last_log": run.last_log,
-        "ready_points": run.ready_points,
-        "checkpointed": run.checkpointed,
         "pending": [astuple(t) for t in run.pending.values()],
         "failures": run.failures,
     }
