@@ -6,6 +6,7 @@ import logging
 import shutil
 
 import pytest
+from test_resume import Crash, crash_at
 from test_runner import config
 
 from firepbt.api import resume, run
@@ -115,22 +116,11 @@ def test_a_parent_run_with_one_nested_run_per_worker(tmp_path, store):
     assert "best Q" in text and "exp-3" in text
 
 
-class Crash(Exception):
-    pass
-
-
 def test_resume_continues_the_same_runs(tmp_path, store):
     out = tmp_path / "run"
     cfg = config("pbt", log={"mlflow": {"tracking_uri": store}})
-    seen = []
-
-    def crash(ev):
-        seen.append(ev)
-        if len(seen) == 150:
-            raise Crash
-
     with pytest.raises(Crash):
-        run(cfg, out, observers=[crash])
+        run(cfg, out, observers=[crash_at(150)])
     client = MlflowClient(store)
     ids = json.loads((out / "mlflow.json").read_text())
     assert client.get_run(ids["parent"]).info.status == "FAILED"

@@ -1,6 +1,7 @@
 """TensorBoard logging: the event files read back match the journal."""
 
 import pytest
+from test_resume import Crash, crash_at
 from test_runner import config
 
 from firepbt.api import run
@@ -60,25 +61,14 @@ def test_tensorboard_must_be_a_boolean():
     assert Config.from_dict(cfg.to_dict()).tensorboard is True
 
 
-class Crash(Exception):
-    pass
-
-
 def test_a_resumed_run_goes_on_logging_at_the_workers_steps(tmp_path):
     """After ``resume`` the logger counts each worker's steps from the journal up to the
     checkpoint, so the new event file continues every curve (before issue 10 it wrote
     nothing after a resume)."""
     from firepbt.api import resume
 
-    seen = []
-
-    def crash(ev):
-        seen.append(ev)
-        if len(seen) == 200:
-            raise Crash
-
     with pytest.raises(Crash):
-        run(config("pbt", tensorboard=True), tmp_path, observers=[crash])
+        run(config("pbt", tensorboard=True), tmp_path, observers=[crash_at(200)])
     resume(tmp_path)
     assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 2
     acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})

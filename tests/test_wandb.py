@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_resume import Crash, crash_at
 from test_runner import config
 
 from firepbt.api import resume, run
@@ -150,22 +151,11 @@ def test_one_run_per_worker_grouped_with_q_hparams_copies_and_artifacts(tmp_path
     assert summary["best_score"] == pytest.approx(result["best"]["score"])
 
 
-class Crash(Exception):
-    pass
-
-
 def test_resume_continues_the_same_runs(tmp_path):
     out = tmp_path / "run"
     cfg = config("pbt", log={"wandb": True})
-    seen = []
-
-    def crash(ev):
-        seen.append(ev)
-        if len(seen) == 150:
-            raise Crash
-
     with pytest.raises(Crash):
-        run(cfg, out, observers=[crash])
+        run(cfg, out, observers=[crash_at(150)])
     ids = (out / "wandb.json").read_text()
     first = read_runs(out)
     resume(out)
