@@ -441,6 +441,29 @@ def test_the_gp_fit_is_scikit_learns_bit_for_bit():
         assert kernel == ref_kernel
 
 
+def test_the_square_kernel_is_the_pairwise_one_bit_for_bit():
+    """gp._kernel (every element of the square matrix) against scikit-learn's form
+    (pairs i < j, then squareform), kernel and gradient, over sizes and hyperparameters
+    across their bounds, on even and uneven steps."""
+    from firepbt.core import gp
+
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(1, 70))
+        if trial % 2:
+            x = np.sort(rng.uniform(0, 1, n))
+        else:
+            x = np.linspace(0.0, 1.0, n)
+        X = x[:, None]
+        theta = np.array([rng.uniform(-7, 7), rng.uniform(-7, 7), rng.uniform(-18.5, 2.4)])
+        k, k_grad = gp._kernel(X, theta, True)
+        ref, ref_grad = gp._kernel_pairwise(X, theta, True)
+        assert k.tobytes() == ref.tobytes(), (trial, n)
+        assert k_grad.shape == ref_grad.shape
+        assert k_grad.tobytes() == ref_grad.tobytes(), (trial, n)
+        assert gp._kernel(X, theta, False).tobytes() == ref.tobytes()
+
+
 def test_gp_refit_zero_fits_at_every_smoothing_and_positive_reuses_the_kernel():
     rng = np.random.default_rng(2)
     y = -np.exp(-np.arange(40) / 15) + rng.normal(0, 0.02, 40)

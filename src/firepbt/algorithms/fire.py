@@ -305,23 +305,36 @@ class FirePBT(FireDepartures):
 
     def assign_free(self, cmds: list[Command]) -> None:
         """Step 1-2 of the evaluator loop for every free evaluator, lowest id first."""
-        for e in self.evaluators():
-            if e.parent is not None:
-                continue
-            candidates = [
-                m
-                for m in self.members()
-                if m.subpop >= 2
-                and m.evaluator is None
-                and m.latest is not None
-                and not m.diverged
-                and m.step < self.steps
-                and m.since_eval >= self.min_steps[m.subpop]
-            ]
+        free = [e for e in self.evaluators() if e.parent is None]
+        if not free:
+            return
+        # The qualifying parents, gathered once: an assignment changes only the parent it
+        # picks (it gains an evaluator, so it leaves the list), so each free evaluator
+        # sees exactly the list a scan of every member at its turn would give.
+        candidates = [
+            m
+            for m in self.members()
+            if m.subpop >= 2
+            and m.evaluator is None
+            and m.latest is not None
+            and not m.diverged
+            and m.step < self.steps
+            and m.since_eval >= self.min_steps[m.subpop]
+        ]
+        # The best-ranked target of each child sub-population, kept while its fitness
+        # cannot change: an assignment changes the fitness of the parent's own
+        # sub-population only (its Φ gains a member), never P_1's (the latest Q).
+        best: dict[int, Worker | None] = {}
+        for e in free:
             if not candidates:
                 return  # nothing qualifies: free evaluators wait
             parent = min(candidates, key=lambda m: (-m.since_eval, m.id))
-            target = self.pick_target(parent.subpop - 1)
+            candidates.remove(parent)
+            child = parent.subpop - 1
+            if child not in best:
+                best[child] = self.ranked_target(child)
+            target = best[child] or self.pick_target(child)
+            best.pop(parent.subpop, None)
             cmds.append(CopyWeights(parent.id, e.id, "assign"))
             self.apply_copy(parent.id, e.id)
             e.hparams = dict(target.hparams)
@@ -331,12 +344,19 @@ class FirePBT(FireDepartures):
             parent.since_eval = 0
             cmds.append(Assign(e.id, parent.id, target.id))
 
-    def pick_target(self, child: int) -> Worker:
-        """The highest-fitness member of ``child``; none ranked: one drawn at random."""
+    def ranked_target(self, child: int) -> Worker | None:
+        """The highest-fitness member of ``child`` (ties: lowest id); None if none ranked."""
         fit = self.fitness(child)
         if fit:
             best = min(fit, key=lambda i: (-fit[i], i))
             return self.workers[best]
+        return None
+
+    def pick_target(self, child: int) -> Worker:
+        """The highest-fitness member of ``child``; none ranked: one drawn at random."""
+        target = self.ranked_target(child)
+        if target is not None:
+            return target
         pool = self.members(child)
         return pool[int(self.rng.integers(len(pool)))]
 

@@ -113,15 +113,60 @@ def _normalised(y: np.ndarray) -> tuple[np.ndarray, Any, Any]:
     return (y - mean) / std, mean, std
 
 
+_EYES: dict[int, np.ndarray] = {}
+
+
+def _eye(n: int) -> np.ndarray:
+    """np.eye(n), cached and read-only (fits call it ~100 times each for the same n)."""
+    e = _EYES.get(n)
+    if e is None:
+        e = np.eye(n)
+        e.flags.writeable = False
+        _EYES[n] = e
+    return e
+
+
 def _kernel(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
-    """K(X, X) of C·Matérn(5/2) + white noise at log-hyperparameters ``theta`` (and dK/dθ)."""
+    """K(X, X) of C·Matérn(5/2) + white noise at log-hyperparameters ``theta`` (and dK/dθ).
+
+    scikit-learn computes the distances of the pairs i < j (``pdist``) and spreads them
+    over the square matrix (``squareform``); here every element of the square matrix is
+    computed with the same floating-point operations on the same operands (the (j, i)
+    element's difference is the exact negation of the (i, j) one, so its square is the
+    same), which gives the same matrix with a few NumPy calls instead of many: a fit
+    evaluates this ~20 times, and call overhead was most of its cost (issue 12).
+    ``tests/test_curves.py`` checks it against the pairwise form bit for bit.
+    """
+    c, length, noise = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])
+    n = X.shape[0]
+    length = np.squeeze(length).astype(float)
+    z = (X / length)[:, 0]
+    dists = np.sqrt((z[:, None] - z[None, :]) ** 2)  # 0 on the diagonal, as squareform's
+    km = dists * math.sqrt(5)
+    km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
+    diagonal = np.arange(0, n * n, n + 1)
+    km.flat[diagonal] = 1.0
+    eye = _eye(n)
+    k = c * km + noise * eye
+    if not gradient:
+        return k
+    d = dists**2
+    tmp = np.sqrt(5 * d)
+    k_grad = np.empty((n, n, 3))
+    k_grad[:, :, 0] = c * km
+    k_grad[:, :, 1] = 5.0 / 3.0 * d * (tmp + 1) * np.exp(-tmp) * c
+    k_grad[:, :, 2] = noise * eye
+    return k, k_grad
+
+
+def _kernel_pairwise(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
+    """:func:`_kernel` in scikit-learn's form (pairs i < j, then squareform): the
+    reference ``tests/test_curves.py`` compares :func:`_kernel` with."""
     from scipy.spatial.distance import squareform
 
     c, length, noise = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])
     n = X.shape[0]
     length = np.squeeze(length).astype(float)
-    # pdist(X / length, "euclidean") for one-dimensional X: sqrt((u - v)^2), pairs (i < j)
-    # in row-major order, the same operations as SciPy's C loop, without its wrappers
     z = (X / length)[:, 0]
     i, j = np.triu_indices(n, 1)
     dists = np.sqrt((z[i] - z[j]) ** 2)
@@ -173,7 +218,7 @@ def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     def neg_lml(theta: np.ndarray) -> tuple[Any, np.ndarray]:
         k, k_grad = _kernel(X, theta, True)
-        k[np.diag_indices_from(k)] += _JITTER
+        k.flat[:: k.shape[0] + 1] += _JITTER  # the diagonal, as k[diag_indices] += jitter
         try:
             L = _cholesky(k)
         except np.linalg.LinAlgError:
@@ -183,7 +228,7 @@ def _lml_argmax(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         lml -= np.log(np.diag(L)).sum()
         lml -= k.shape[0] / 2 * log_2pi
         inner = np.einsum("ik,jk->ijk", alpha, alpha)
-        k_inv = _cho_solve(L, np.eye(k.shape[0]))
+        k_inv = _cho_solve(L, _eye(k.shape[0]))
         inner -= k_inv[..., np.newaxis]
         grad = 0.5 * np.einsum("ijl,jik->kl", inner, k_grad)
         return -lml.sum(axis=-1), -grad.sum(axis=-1)
