@@ -289,11 +289,16 @@ def figure(path: Path = FIGURE, results: Path = RESULTS) -> Path:
         ("async", axes[1], "ctl_s_per_ready"),
         ("async", axes[2], "ready_ms_median"),
     )
-    for label, rows in data.items():
-        if "simulated" in label:  # the same controller; its rows are about virtual time
-            continue
-        if "gp_workers" in label:  # two sizes only: in the RESULTS.md table
-            continue
+    # "before" (dashed) and the latest label measured with the default settings (solid);
+    # the intermediate labels are in RESULTS.md's tables and controller.json
+    plain = [
+        label
+        for label in data
+        if label != "before" and not any(k in label for k in ("simulated", "gp_", "="))
+    ]
+    shown = [label for label in ("before", plain[-1] if plain else None) if label in data]
+    for label in shown:
+        rows = data[label]
         for algo in ("fire", "pbt"):
             for mode, ax, key in panels:
                 pts = sorted(
@@ -306,12 +311,21 @@ def figure(path: Path = FIGURE, results: Path = RESULTS) -> Path:
                     ax.plot(
                         x,
                         y,
-                        styles.get(label, ":"),
+                        styles.get(label, "-"),
                         color=colours[algo],
-                        marker="o" if label == "after" else "s",
+                        marker="s" if label == "before" else "o",
                         ms=4,
                         label=f"{algo} {label}",
                     )
+    latest = data[shown[-1]] if shown else []
+    at22 = [
+        r["ctl_s_per_ready"]
+        for r in latest
+        if (r["algo"], r["mode"], r["workers"]) == ("fire", "sync", 22)
+    ]
+    if at22:
+        axes[0].plot([1000], [15 * at22[0]], "x", color="red", ms=7,
+                     label="ratio target: 15 × fire's cost at 22")  # fmt: skip
     xs = sorted(FIRE_SHAPES)
     for ax in axes[:2]:
         ax.plot(xs, [0.02 * w / 22 for w in xs], color="grey", lw=0.8, label="∝ workers")

@@ -345,7 +345,9 @@ def render_sweep(b: Benchmark, r: dict[str, Any], path: Path) -> Path:
         ax.axhline(ref["test"], color="grey", ls=["--", ":", "-."][k % 3], lw=1,
                    label=ref["label"])  # fmt: skip
     ax.set_xticks(range(len(methods)))
-    ax.set_xticklabels([label(m).replace(" [", "\n[") for m in methods], fontsize=8)
+    ax.set_xticklabels(
+        [label(m).replace(" [", "\n[").replace("+", "+\n") for m in methods], fontsize=8
+    )
     ax.set_ylabel(f"replay {b.test}")
     ax.set_title(f"{b.title}\nper seed; solid line: median, dotted: mean", fontsize=9)
     if r["references"]:

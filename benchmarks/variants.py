@@ -19,6 +19,7 @@ PAPER: dict[str, Any] = {
     "eval_patience": 1.0,
     "protect_steps": 0,
     "greedy_sources": False,
+    "greedy_finish": 0.0,
 }
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
@@ -30,6 +31,17 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "patience": lambda m: {"eval_patience": 3.0},
     "protect": lambda m: {"protect_steps": m},
     "greedy": lambda m: {"greedy_sources": True},
+    # a fraction of the budget, not of max_eval_steps: the same on every benchmark
+    "finish20": lambda m: {"greedy_finish": 0.2},
+    "finish40": lambda m: {"greedy_finish": 0.4},
+    "finish60": lambda m: {"greedy_finish": 0.6},
+    # the paper's own knobs, for the ablation of the second pass (benchmark values: p_stat
+    # 0.01, max_eval_steps m)
+    "pstat05": lambda m: {"p_stat": 0.05},
+    "eval-half": lambda m: {"max_eval_steps": m // 2},
+    "eval-quarter": lambda m: {"max_eval_steps": m // 4},
+    "eval-twothirds": lambda m: {"max_eval_steps": 2 * m // 3},
+    "eval-double": lambda m: {"max_eval_steps": 2 * m},
 }
 
 

@@ -97,6 +97,8 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.reseed_after", 1.5, "algorithm.reseed_after: expected int"),
         ("algorithm.eval_patience", 0.5, "algorithm.eval_patience: must be >= 1"),
         ("algorithm.protect_steps", -5, "algorithm.protect_steps: must be >= 0"),
+        ("algorithm.greedy_finish", 1.0, "algorithm.greedy_finish: must be in [0, 1)"),
+        ("algorithm.greedy_finish", -0.1, "algorithm.greedy_finish: must be in [0, 1)"),
     ],
 )
 def test_bad_fields_are_named(path, value, field):

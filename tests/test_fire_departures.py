@@ -28,7 +28,8 @@ def scripted(d, steps=range(10, 401, 10)):
 
 def test_explicit_paper_values_change_nothing():
     a = fire(seed=3)
-    b = fire(seed=3, parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0)
+    b = fire(seed=3, parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0,
+             greedy_finish=0.0)  # fmt: skip
     assert scripted(a) == scripted(b)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
 
@@ -52,6 +53,48 @@ def test_parent_resample_zero_probability_never_resamples():
     seen = [d.explored(d.workers[4], {"lr": 0.1})["lr"] for _ in range(200)]
     perturbed = [x for x in seen if round(x, 6) in (0.05, 0.08, 0.125, 0.2)]
     assert 60 < len(perturbed) < 140  # about half perturbed, half drawn afresh
+
+
+def exploits(cmds):
+    return sorted(
+        (c.dst, c.src) for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"
+    )
+
+
+P1_SCORES = {0: 10.0, 1: 40.0, 2: 30.0, 3: 20.0}
+P2_SCORES = {4: 45.0, 5: 44.0, 6: 5.0, 7: 43.0}
+
+
+@pytest.mark.parametrize("finish, step", [(0.0, 6000), (0.3, 6000), (0.5, 4990)])
+def test_greedy_finish_off_or_not_yet_ranks_each_subpopulation_apart(finish, step):
+    d = fire(seed=2, greedy_finish=finish)  # steps = 10,000
+    report(d, step, {**P1_SCORES, **P2_SCORES})
+    moves = exploits(d.on_ready(range(8)))
+    assert (0, 1) in moves  # P_1's loser copies P_1's best, as in the paper
+    assert all(src in (0, 1, 2, 3) for dst, src in moves if dst < 4)
+
+
+def test_greedy_finish_ranks_every_member_by_q_in_the_last_fraction():
+    d = fire(seed=2, greedy_finish=0.5)
+    report(d, 5000, {**P1_SCORES, **P2_SCORES})  # step 5000 of 10,000: the last half
+    moves = exploits(d.on_ready(range(8)))
+    # one truncation over all 8 members by Q: bottom quarter {6: 5.0, 0: 10.0}, top {4, 5}
+    assert [dst for dst, _ in moves] == [0, 6]
+    assert all(src in (4, 5) for _, src in moves)
+    assert d.workers[0].latest in (45.0, 44.0)
+
+
+def test_greedy_finish_explores_parents_as_the_paper_does():
+    d = fire(seed=5, parent_resample=1.0, greedy_finish=0.5)
+    h = {"lr": 0.1}
+    twin = np.random.default_rng(5)
+    twin.bit_generator.state = d.rng.bit_generator.state
+    d.workers[4].step = 5000  # in the last half: no coin, the plain explore
+    assert d.explored(d.workers[4], h) == SPACE.explore(h, twin)
+    d.workers[4].step = 4990  # before it: parent_resample's coin and prior sample
+    got = d.explored(d.workers[4], h)
+    twin.random()
+    assert got == SPACE.sample(twin)
 
 
 def success(d):

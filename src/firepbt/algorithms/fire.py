@@ -32,6 +32,10 @@ default, the one departure that helped or was neutral on every benchmark
   weights cannot lose an evolution event for this many steps.
 - ``greedy_sources`` (:meth:`FirePBT.sources`): P_1's losers may also copy parent
   members whose Q is as good as P_1's top quarter.
+- ``greedy_finish`` (:meth:`FirePBT.exploit`): in this last fraction of the budget every
+  member, whatever its sub-population, is ranked by Q in one truncation selection
+  (one greedy PBT): an improvement rate measured now can no longer pay off before the
+  end, and only the final score counts.
 
 Which of them help, on which benchmark, is measured in ``benchmarks/RESULTS.md``.
 """
@@ -87,6 +91,7 @@ class FirePBT(FireDepartures):
         eval_patience: float = 1.0,
         protect_steps: int = 0,
         greedy_sources: bool = False,
+        greedy_finish: float = 0.0,
         gp_refit: float = 0.0,
         gp_workers: int = 1,
     ) -> None:
@@ -108,6 +113,7 @@ class FirePBT(FireDepartures):
         self.eval_patience = eval_patience
         self.protect_steps = protect_steps
         self.greedy_sources = greedy_sources
+        self.greedy_finish = greedy_finish
         self._last_link = [0] * (
             len(subpopulations) + 1
         )  # per parent P_i: step of last success/reseed

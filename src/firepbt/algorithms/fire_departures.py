@@ -1,7 +1,8 @@
 """FIRE PBT's departures from the paper (issue 11), each a named ``[algorithm]`` setting.
 
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
-false``, ``protect_steps = 0``, ``eval_patience = 1``, ``reseed_after = 0``) each hook
+false``, ``protect_steps = 0``, ``eval_patience = 1``, ``reseed_after = 0``,
+``greedy_finish = 0``) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
 paper's algorithm (``tests/test_fire_departures.py``). Why each exists and what the seed
 sweeps measured: README "Departures from the paper", ``benchmarks/RESULTS.md``.
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from firepbt.algorithms.base import Command, CopyWeights, Hparams, Worker
-from firepbt.algorithms.pbt import PBT
+from firepbt.algorithms.pbt import PBT, truncation
 from firepbt.core.curves import Curve
 
 
@@ -25,6 +26,8 @@ class FireDepartures(PBT):
 
     parent_resample: float
     greedy_sources: bool
+    greedy_finish: float = 0.0  # class default: deciders pickled before the setting existed
+    steps: int
     protect_steps: int
     eval_patience: float
     reseed_after: int
@@ -36,11 +39,51 @@ class FireDepartures(PBT):
         """A member lost an evolution event (FIRE PBT frees its evaluators)."""
         raise NotImplementedError
 
+    def finishing(self, ready: Sequence[int]) -> bool:
+        """``greedy_finish``: the ready members have reached the last fraction
+        ``greedy_finish`` of the budget."""
+        if self.greedy_finish <= 0 or not ready:
+            return False
+        return max(self.workers[i].step for i in ready) >= self._finish_step()
+
+    def _finish_step(self) -> float:
+        return self.steps * (1.0 - self.greedy_finish)
+
+    def exploit(self, ready: Sequence[int], cmds: list[Command]) -> None:
+        """``greedy_finish``: near the end, one truncation selection by Q over the members
+        of every sub-population (PBT over all of them); before it, and with the setting
+        off, each sub-population by its own fitness (the paper)."""
+        if not self.finishing(ready):
+            super().exploit(ready, cmds)
+            return
+        q = {w.id: self._q(w) for w in self.members() if w.latest is not None}
+        top, bottom = truncation(q, self.fraction)
+        ready_set = set(ready)
+        losers = [
+            w.id
+            for w in self.members()
+            if w.id in ready_set and (w.diverged or (w.id in bottom and not self.protected(w)))
+        ]
+        for loser in losers:
+            pool = [i for i in top if i != loser and not self.workers[i].diverged]
+            if not pool:
+                pool = [
+                    w.id
+                    for w in self.members()
+                    if w.id != loser and w.latest is not None and not w.diverged
+                ]
+            if not pool:
+                continue
+            src = pool[int(self.rng.integers(len(pool)))]
+            self.exploit_one(src, loser, cmds)
+
     def explored(self, dst: Worker, hparams: Hparams) -> Hparams:
         """``parent_resample``: a parent member's explore draws afresh from the prior with
         this probability (diversity where a parent sub-population has converged on a
-        poor region). P_1 and ``parent_resample = 0`` explore as the paper does."""
-        if dst.subpop >= 2 and self.parent_resample > 0:
+        poor region). P_1 and ``parent_resample = 0`` explore as the paper does, and so
+        does every member in the ``greedy_finish`` phase (there only Q counts)."""
+        finishing = self.greedy_finish > 0 and dst.step >= self._finish_step()
+        if dst.subpop >= 2 and self.parent_resample > 0 and not finishing:
             if self.rng.random() < self.parent_resample:
                 return self.space.sample(self.rng)
         return super().explored(dst, hparams)

@@ -343,7 +343,11 @@ def _departures(f: Fields) -> dict[str, Any]:
     protect = f.get("protect_steps", int, 0)
     if protect < 0:
         raise ConfigError(f"algorithm.protect_steps: must be >= 0 (0: off), got {protect}")
+    finish = f.get("greedy_finish", float, 0.0)
+    if not 0 <= finish < 1:
+        raise ConfigError(f"algorithm.greedy_finish: must be in [0, 1) (0: off), got {finish}")
     return {
+        "greedy_finish": float(finish),
         "parent_resample": float(resample),
         "reseed_after": int(reseed),
         "eval_patience": float(patience),

@@ -54,6 +54,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         eval_patience=a.eval_patience,
         protect_steps=a.protect_steps,
         greedy_sources=a.greedy_sources,
+        greedy_finish=a.greedy_finish,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
     )
