@@ -6,7 +6,8 @@ steps per member); lr log-uniform in [1e-4, 1e-2], entropy coefficient in [1e-4,
 22 workers: FIRE PBT 2 x 8 + 6 evaluators (3/4 of the parent sub-population, as in the
 paper), ``min_steps_before_eval`` 20 iterations for P_2 (1/6 of training, the paper's
 1e9 of 6e9 actor steps), ``max_eval_steps`` 20 iterations (1/6, the paper's 6e8 of
-6e9 is 1/10), eval every iteration, ready every 5. Three seeds.
+6e9 is 1/10), eval every iteration, ready every 5. Three seeds by default (the issue-11
+sweep used six: ``--seeds 0-5``).
 
 Q = mean return of the last 20 training episodes (noisy); the run's own replay and
 "test" use 8 greedy episodes. Because one replay on 8 episodes is itself noisy (the
@@ -30,7 +31,7 @@ from benchmarks.common import Benchmark, algorithm
 from benchmarks.ppo import _config  # the same PPO config at another shape
 
 NUM_ENVS, ROLLOUT = 8, 16
-REPLAY_SEEDS = [1000, 1001, 1002, 1003, 1004, 1005]
+REPLAY_SEEDS = list(range(1000, 1024))  # 24 fresh seeds (6 before the second pass)
 REPLAY_EPISODES = 32
 
 

@@ -20,6 +20,7 @@ PAPER: dict[str, Any] = {
     "protect_steps": 0,
     "greedy_sources": False,
     "greedy_finish": 0.0,
+    "eval_stop": 0.0,
 }
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
@@ -35,6 +36,9 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "finish20": lambda m: {"greedy_finish": 0.2},
     "finish40": lambda m: {"greedy_finish": 0.4},
     "finish60": lambda m: {"greedy_finish": 0.6},
+    "stop10": lambda m: {"eval_stop": 0.1},
+    "stop20": lambda m: {"eval_stop": 0.2},
+    "stop30": lambda m: {"eval_stop": 0.3},
     # the paper's own knobs, for the ablation of the second pass (benchmark values: p_stat
     # 0.01, max_eval_steps m)
     "pstat05": lambda m: {"p_stat": 0.05},

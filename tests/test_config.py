@@ -99,6 +99,7 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.protect_steps", -5, "algorithm.protect_steps: must be >= 0"),
         ("algorithm.greedy_finish", 1.0, "algorithm.greedy_finish: must be in [0, 1)"),
         ("algorithm.greedy_finish", -0.1, "algorithm.greedy_finish: must be in [0, 1)"),
+        ("algorithm.eval_stop", 1.5, "algorithm.eval_stop: must be in [0, 1)"),
     ],
 )
 def test_bad_fields_are_named(path, value, field):

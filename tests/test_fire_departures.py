@@ -29,7 +29,7 @@ def scripted(d, steps=range(10, 401, 10)):
 def test_explicit_paper_values_change_nothing():
     a = fire(seed=3)
     b = fire(seed=3, parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0,
-             greedy_finish=0.0)  # fmt: skip
+             greedy_finish=0.0, eval_stop=0.0)  # fmt: skip
     assert scripted(a) == scripted(b)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
 
@@ -95,6 +95,15 @@ def test_greedy_finish_explores_parents_as_the_paper_does():
     got = d.explored(d.workers[4], h)
     twin.random()
     assert got == SPACE.sample(twin)
+
+
+@pytest.mark.parametrize("stop, step, assigned", [(0.0, 5000, True), (0.5, 4990, True),
+                                                  (0.5, 5000, False)])  # fmt: skip
+def test_eval_stop_assigns_no_evaluator_in_the_last_fraction(stop, step, assigned):
+    d = fire(seed=2, eval_stop=stop)  # steps = 10,000
+    report(d, step, {**P1_SCORES, **P2_SCORES})
+    cmds = d.on_ready(range(8))
+    assert bool([c for c in cmds if isinstance(c, Assign)]) is assigned
 
 
 def success(d):

@@ -32,6 +32,9 @@ default, the one departure that helped or was neutral on every benchmark
   weights cannot lose an evolution event for this many steps.
 - ``greedy_sources`` (:meth:`FirePBT.sources`): P_1's losers may also copy parent
   members whose Q is as good as P_1's top quarter.
+- ``eval_stop`` (:meth:`FirePBT.assign_free`): no evaluator is assigned to a parent in
+  this last fraction of the budget, so that the networks P_1 received last have time to
+  anneal under its greedy hyperparameters before the end.
 - ``greedy_finish`` (:meth:`FirePBT.exploit`): in this last fraction of the budget every
   member, whatever its sub-population, is ranked by Q in one truncation selection
   (one greedy PBT): an improvement rate measured now can no longer pay off before the
@@ -92,6 +95,7 @@ class FirePBT(FireDepartures):
         protect_steps: int = 0,
         greedy_sources: bool = False,
         greedy_finish: float = 0.0,
+        eval_stop: float = 0.0,
         gp_refit: float = 0.0,
         gp_workers: int = 1,
     ) -> None:
@@ -114,6 +118,7 @@ class FirePBT(FireDepartures):
         self.protect_steps = protect_steps
         self.greedy_sources = greedy_sources
         self.greedy_finish = greedy_finish
+        self.eval_stop = eval_stop
         self._last_link = [0] * (
             len(subpopulations) + 1
         )  # per parent P_i: step of last success/reseed
@@ -324,7 +329,7 @@ class FirePBT(FireDepartures):
             and m.evaluator is None
             and m.latest is not None
             and not m.diverged
-            and m.step < self.steps
+            and m.step < self.steps * (1.0 - self.eval_stop)
             and m.since_eval >= self.min_steps[m.subpop]
         ]
         # The best-ranked target of each child sub-population, kept while its fitness

@@ -2,7 +2,7 @@
 
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
 false``, ``protect_steps = 0``, ``eval_patience = 1``, ``reseed_after = 0``,
-``greedy_finish = 0``) each hook
+``greedy_finish = 0``, ``eval_stop = 0``) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
 paper's algorithm (``tests/test_fire_departures.py``). Why each exists and what the seed
 sweeps measured: README "Departures from the paper", ``benchmarks/RESULTS.md``.
@@ -26,6 +26,7 @@ class FireDepartures(PBT):
 
     parent_resample: float
     greedy_sources: bool
+    eval_stop: float = 0.0  # class default: deciders pickled before the setting existed
     greedy_finish: float = 0.0  # class default: deciders pickled before the setting existed
     steps: int
     protect_steps: int

@@ -346,7 +346,11 @@ def _departures(f: Fields) -> dict[str, Any]:
     finish = f.get("greedy_finish", float, 0.0)
     if not 0 <= finish < 1:
         raise ConfigError(f"algorithm.greedy_finish: must be in [0, 1) (0: off), got {finish}")
+    stop = f.get("eval_stop", float, 0.0)
+    if not 0 <= stop < 1:
+        raise ConfigError(f"algorithm.eval_stop: must be in [0, 1) (0: off), got {stop}")
     return {
+        "eval_stop": float(stop),
         "greedy_finish": float(finish),
         "parent_resample": float(resample),
         "reseed_after": int(reseed),

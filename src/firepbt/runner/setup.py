@@ -55,6 +55,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         protect_steps=a.protect_steps,
         greedy_sources=a.greedy_sources,
         greedy_finish=a.greedy_finish,
+        eval_stop=a.eval_stop,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
     )
