@@ -39,6 +39,8 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "stop10": lambda m: {"eval_stop": 0.1},
     "stop20": lambda m: {"eval_stop": 0.2},
     "stop30": lambda m: {"eval_stop": 0.3},
+    # issue 12 item 3: the GP approximation (refit after 25% growth) on the suite rows
+    "refit25": lambda m: {"gp_refit": 0.25},
     # the paper's own knobs, for the ablation of the second pass (benchmark values: p_stat
     # 0.01, max_eval_steps m)
     "pstat05": lambda m: {"p_stat": 0.05},

@@ -153,8 +153,10 @@ def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path):
     report = json.loads((out / "report.json").read_text())["benchmarks"]["rl-cartpole22"]
     for method in ("pbt", "fire"):
         reps = json.loads((out / "rl-cartpole22" / f"{method}-seed0" / "replays.json").read_text())
-        assert len(reps["tests"]) == len(reps["seeds"]) == 6 and reps["episodes"] == 32
+        assert len(reps["tests"]) == len(reps["seeds"]) == 24 and reps["episodes"] == 32
         assert reps["mean"] == pytest.approx(statistics.fmean(reps["tests"]))
         assert report["methods"][method]["runs"]["0"]["replays"] == reps
     assert (out / "rl-cartpole22-fig5-return.png").stat().st_size > 1000
-    assert "Replays of each run's best schedule on 6 fresh seeds" in (out / "report.md").read_text()
+    assert (
+        "Replays of each run's best schedule on 24 fresh seeds" in (out / "report.md").read_text()
+    )
