@@ -13,7 +13,7 @@ the same schedule for the network seeds of the sweep and reports:
 
 Each network has the benchmark's size (10,000 samples, 100 hidden units, 4,000 steps).
 
-    PYTHONPATH=src python -m benchmarks.mnist1d_reference --seeds 0-4
+    PYTHONPATH=src python -m benchmarks.mnist1d_reference --seeds 0-9
 
 Results: ``benchmarks/results/sweep/mnist1d-reference-seeds.json`` (and printed), with
 FIRE PBT's replay test accuracies from the sweep report next to them when it is there.

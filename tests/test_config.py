@@ -42,7 +42,8 @@ def test_good_config_and_defaults():
 def test_departures_from_the_paper_default_off_and_round_trip():
     c = Config.from_dict(GOOD)
     a = c.algorithm
-    assert (a.parent_resample, a.reseed_after, a.eval_patience, a.protect_steps) == (0.25, 0, 1, 0)
+    assert (a.parent_resample, a.reseed_after, a.eval_patience, a.protect_steps) == (0.0, 0, 1, 0)
+    assert (a.greedy_sources, a.greedy_finish, a.eval_stop) == (False, 0.0, 0.0)
     algo = dict(GOOD["algorithm"], parent_resample=0.25, reseed_after=300, eval_patience=3,
                 protect_steps=100)  # fmt: skip
     c = Config.from_dict(with_("algorithm", algo))

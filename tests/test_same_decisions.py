@@ -20,16 +20,23 @@ from firepbt.api import run
 from firepbt.cli import resolve_config_path
 from firepbt.config import load_config
 
-# The hashes are those of the paper's FIRE PBT; since issue 11 the config default has
-# parent_resample = 0.25 (a departure that changes decisions by design), so the FIRE
-# cases pin the paper's value.
+# The hashes are those of the paper's FIRE PBT; for part of issue 11 the config default
+# had parent_resample = 0.25 (a departure that changes decisions by design), so the FIRE
+# cases pin the paper's value (the default again since the second sweep).
 PAPER = "algorithm.parent_resample=0"
+# ... and the bundled config's max_eval_steps was 300 when they were made (150 since the
+# second sweep), so every FIRE case pins that too.
+MAX_EVAL_300 = "algorithm.max_eval_steps=300"
 
 CASES = {
-    "fire-sync": ("nqm-fire", ["args.dim=100", "steps=1500", PAPER], "aee7c2b1dfc59567"),
+    "fire-sync": (
+        "nqm-fire",
+        ["args.dim=100", "steps=1500", PAPER, MAX_EVAL_300],
+        "aee7c2b1dfc59567",
+    ),
     "fire-async": (
         "nqm-fire",
-        ["args.dim=100", "steps=1000", 'mode="async"', PAPER],
+        ["args.dim=100", "steps=1000", 'mode="async"', PAPER, MAX_EVAL_300],
         "b68adf6b4472e6c5",
     ),
     "fire4": (
@@ -41,6 +48,7 @@ CASES = {
             "algorithm.subpopulation_size=16",
             "algorithm.evaluators=36",
             PAPER,
+            MAX_EVAL_300,
         ],
         "6e4ea0b9a8129893",
     ),
@@ -54,6 +62,7 @@ CASES = {
             "algorithm.evaluators=18",
             'mode="async"',
             PAPER,
+            MAX_EVAL_300,
         ],
         "92b934fe49a41e44",
     ),
