@@ -160,3 +160,13 @@ def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path):
     assert (
         "Replays of each run's best schedule on 24 fresh seeds" in (out / "report.md").read_text()
     )
+
+
+def test_variant_names_are_safe_in_run_directory_names():
+    """A run directory is named ``fire@<variant>-seed<N>``: a "/" in a variant name would
+    make a subdirectory (it happened once during the issue-11 sweeps)."""
+    import re
+
+    from benchmarks import variants
+
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", name) for name in variants.VARIANTS)
