@@ -33,7 +33,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from benchmarks import mnist1d, nqm, ppo, rl, stiff, variants  # noqa: E402
-from benchmarks.common import Benchmark  # noqa: E402
+from benchmarks.common import Benchmark, parse_seeds  # noqa: E402
 from benchmarks.suite import run_all, write_report  # noqa: E402
 
 
@@ -82,20 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     write_report(benches, out, command.strip(), wall)
     print(f"wrote {out}/report.md in {time.perf_counter() - t0:.1f}s", flush=True)
     return 0
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,1,5`` (or a mix: ``0-4,7``) as a sorted list of distinct seeds."""
-    seeds: set[int] = set()
-    for part in text.split(","):
-        lo, sep, hi = part.strip().partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"--seeds: expected e.g. 0-9 or 0,1,5 (seeds >= 0), got {text!r}")
-        a, b = int(lo), int(hi) if sep else int(lo)
-        if b < a:
-            raise ValueError(f"--seeds: empty range {part.strip()!r}")
-        seeds.update(range(a, b + 1))
-    return sorted(seeds)
 
 
 def select(benches: list[Benchmark], args: argparse.Namespace) -> list[Benchmark]:

@@ -42,3 +42,17 @@ def algorithm(kind: str, workers: int, **fire: Any) -> dict[str, Any]:
 
 def fire_workers(table: dict[str, Any]) -> int:
     return int(table["subpopulations"] * table["subpopulation_size"] + table["evaluators"])
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-9`` or ``0,1,5`` (or a mix: ``0-4,7``) as a sorted list of distinct seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"--seeds: expected e.g. 0-9 or 0,1,5 (seeds >= 0), got {text!r}")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a:
+            raise ValueError(f"--seeds: empty range {part.strip()!r}")
+        seeds.update(range(a, b + 1))
+    return sorted(seeds)

@@ -30,6 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import parse_seeds
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "sweep" / "mnist1d-reference-seeds.json"
 REPORT = HERE / "results" / "sweep" / "report.json"
@@ -38,14 +40,6 @@ STEPS = 4000
 #: The suite's grid (0.1, 0.2, 0.4) put the best rate at its top edge on every seed, so
 #: the grid here extends it to the search space's upper bound (1.0).
 GRID = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def train_one(seed: int, lr: float) -> dict[str, Any]:
@@ -106,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     try:
-        seeds = _seeds(args.seeds)
-    except ValueError:
-        print(f"mnist1d_reference: --seeds: not a seed list: {args.seeds!r}", file=sys.stderr)
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        print(f"mnist1d_reference: {e}", file=sys.stderr)
         return 2
     t0 = time.time()
     jobs = [(s, lr) for s in seeds for lr in GRID]

@@ -322,6 +322,7 @@ class FirePBT(FireDepartures):
         # The qualifying parents, gathered once: an assignment changes only the parent it
         # picks (it gains an evaluator, so it leaves the list), so each free evaluator
         # sees exactly the list a scan of every member at its turn would give.
+        before = self.steps * (1.0 - self.eval_stop)  # eval_stop: none in the last part
         candidates = [
             m
             for m in self.members()
@@ -329,7 +330,7 @@ class FirePBT(FireDepartures):
             and m.evaluator is None
             and m.latest is not None
             and not m.diverged
-            and m.step < self.steps * (1.0 - self.eval_stop)
+            and m.step < before
             and m.since_eval >= self.min_steps[m.subpop]
         ]
         # The best-ranked target of each child sub-population, kept while its fitness

@@ -57,26 +57,12 @@ class FireDepartures(PBT):
         if not self.finishing(ready):
             super().exploit(ready, cmds)
             return
-        q = {w.id: self._q(w) for w in self.members() if w.latest is not None}
-        top, bottom = truncation(q, self.fraction)
+        everyone = self.members()
+        top, bottom = truncation(
+            {w.id: self._q(w) for w in everyone if w.latest is not None}, self.fraction
+        )
         ready_set = set(ready)
-        losers = [
-            w.id
-            for w in self.members()
-            if w.id in ready_set and (w.diverged or (w.id in bottom and not self.protected(w)))
-        ]
-        for loser in losers:
-            pool = [i for i in top if i != loser and not self.workers[i].diverged]
-            if not pool:
-                pool = [
-                    w.id
-                    for w in self.members()
-                    if w.id != loser and w.latest is not None and not w.diverged
-                ]
-            if not pool:
-                continue
-            src = pool[int(self.rng.integers(len(pool)))]
-            self.exploit_one(src, loser, cmds)
+        self.exploit_group([w for w in everyone if w.id in ready_set], everyone, bottom, top, cmds)
 
     def explored(self, dst: Worker, hparams: Hparams) -> Hparams:
         """``parent_resample``: a parent member's explore draws afresh from the prior with

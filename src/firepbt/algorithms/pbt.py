@@ -79,26 +79,37 @@ class PBT(Decider):
         """Exploit-and-explore for the ready members of every sub-population."""
         ready_set = set(ready)
         for subpop in range(1, self.n_subpops + 1):
-            here = [w for w in self.members(subpop) if w.id in ready_set]
+            group = self.members(subpop)
+            here = [w for w in group if w.id in ready_set]
             if not here:
                 continue
             top, bottom = truncation(self.fitness(subpop), self.fraction)
-            losers = sorted(
-                {w.id for w in here if w.diverged or (w.id in bottom and not self.protected(w))}
-            )
-            sources = self.sources(subpop, top)
-            for loser in losers:
-                pool = [i for i in sources if i != loser and not self.workers[i].diverged]
-                if not pool:  # a diverged member outside the ranking: any healthy peer
-                    pool = [
-                        w.id
-                        for w in self.members(subpop)
-                        if w.id != loser and w.latest is not None and not w.diverged
-                    ]
-                if not pool:
-                    continue
-                src = pool[int(self.rng.integers(len(pool)))]
-                self.exploit_one(src, loser, cmds)
+            self.exploit_group(here, group, bottom, self.sources(subpop, top), cmds)
+
+    def exploit_group(
+        self,
+        ready: list[Worker],
+        group: list[Worker],
+        bottom: list[int],
+        sources: list[int],
+        cmds: list[Command],
+    ) -> None:
+        """The exploit-and-explore of one ranked ``group``: each of its ``ready`` members
+        that diverged, or ranks in ``bottom`` (unless protected), copies one of
+        ``sources`` drawn at random, or any healthy peer of ``group`` if none is usable."""
+        losers = sorted(
+            {w.id for w in ready if w.diverged or (w.id in bottom and not self.protected(w))}
+        )
+        for loser in losers:
+            pool = [i for i in sources if i != loser and not self.workers[i].diverged]
+            if not pool:  # a diverged member outside the ranking: any healthy peer
+                pool = [
+                    w.id for w in group if w.id != loser and w.latest is not None and not w.diverged
+                ]
+            if not pool:
+                continue
+            src = pool[int(self.rng.integers(len(pool)))]
+            self.exploit_one(src, loser, cmds)
 
     def exploit_one(self, src: int, dst: int, cmds: list[Command]) -> None:
         """``dst`` copies ``src``'s weights and hyperparameters, then explores (SPEC "PBT")."""

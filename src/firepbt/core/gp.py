@@ -144,8 +144,7 @@ def _kernel(X: np.ndarray, theta: np.ndarray, gradient: bool) -> Any:
     dists = np.sqrt((z[:, None] - z[None, :]) ** 2)  # 0 on the diagonal, as squareform's
     km = dists * math.sqrt(5)
     km = (1.0 + km + km**2 / 3.0) * np.exp(-km)
-    diagonal = np.arange(0, n * n, n + 1)
-    km.flat[diagonal] = 1.0
+    km.flat[:: n + 1] = 1.0  # the diagonal, as fill_diagonal
     eye = _eye(n)
     k = c * km + noise * eye
     if not gradient:
