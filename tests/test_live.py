@@ -132,3 +132,39 @@ def test_plain_lines_when_rich_is_missing(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "rich.console", None)
     assert isinstance(progress_observer(stream=Tty()), PlainProgress)
+
+
+def test_done_is_the_slowest_members_step_after_any_sequence_of_steps():
+    """done() is kept incrementally (O(1) per event at 1000 workers); it must equal the
+    minimum over members after every event, steps that go back (copies) included."""
+    import random
+
+    rng = random.Random(0)
+    roles = [["member", 1]] * 5 + [["member", 2]] * 5 + [["evaluator", 0]] * 3
+    view = PopulationView()
+    view.update({"ev": "start", "roles": roles, "config": {"steps": 100}})
+    assert view.done() == 0 and view.members(2) == list(range(5, 10))
+    for _ in range(2000):
+        w, step = rng.randrange(len(roles)), rng.randrange(0, 100, 10)
+        if rng.random() < 0.3:
+            view.update(
+                {
+                    "ev": "copy",
+                    "src": rng.randrange(10),
+                    "dst": w,
+                    "step": step,
+                    "reason": "exploit",
+                }
+            )
+        else:
+            view.update(
+                {
+                    "ev": "result",
+                    "worker": w,
+                    "start": step,
+                    "step": step,
+                    "hparams": {},
+                    "score": 0.0,
+                }
+            )
+        assert view.done() == min(view.step.get(m, 0) for m in range(10))

@@ -35,6 +35,11 @@ class PopulationView:
         self.sign = 1.0  # +1 when higher scores are better
         self.algorithm = ""
         self.step: dict[int, int] = {}
+        # members by sub-population (None: all), fixed at the start event, and how many
+        # members are at each step, so that done() costs O(1) per event, not O(workers)
+        self._members: dict[int | None, list[int]] = {}
+        self._at_step: dict[int, int] = {}
+        self._done = 0
         self.score: dict[int, float | None] = {}
         self.hparams: dict[int, dict[str, Any]] = {}
         self.best: tuple[float, int, int] | None = None  # (score, worker, step)
@@ -62,9 +67,10 @@ class PopulationView:
             self.ready_interval = int(cfg.get("ready_interval", 0))
             self.sign = -1.0 if cfg.get("direction") == "min" else 1.0
             self.algorithm = str(cfg.get("algorithm", {}).get("name", ""))
+            self._index_members()
         elif kind == "result":
             w, score = ev["worker"], ev["score"]
-            self.step[w] = ev["step"]
+            self._set_step(w, ev["step"])
             self.hparams[w] = dict(ev["hparams"])
             self.score[w] = score
             e = self.evaluators.get(w)
@@ -82,7 +88,7 @@ class PopulationView:
             self.hparams[ev["worker"]] = dict(ev["hparams"])
         elif kind == "copy":
             src, dst, reason = ev["src"], ev["dst"], ev["reason"]
-            self.step[dst] = ev["step"]
+            self._set_step(dst, ev["step"])
             self.score[dst] = self.score.get(src)
             if reason in ("exploit", "success"):
                 self.counts[reason] += 1
@@ -116,6 +122,37 @@ class PopulationView:
         elif kind == "end":
             self.ended = True
 
+    def _index_members(self) -> None:
+        self._members = {None: []}
+        for w, (r, s) in enumerate(self.roles):
+            if r == "member":
+                self._members[None].append(w)
+                self._members.setdefault(s, []).append(w)
+        self._at_step = {}
+        for w in self._members[None]:
+            st = self.step.get(w, 0)
+            self._at_step[st] = self._at_step.get(st, 0) + 1
+        self._done = min(self._at_step, default=0)
+
+    def _set_step(self, w: int, step: int) -> None:
+        """Record worker ``w`` at ``step``, keeping the members' minimum step current."""
+        old = self.step.get(w, 0)
+        self.step[w] = step
+        if old == step or not self._at_step or w >= len(self.roles):
+            return
+        if self.roles[w][0] != "member":
+            return
+        n = self._at_step[old] - 1
+        if n:
+            self._at_step[old] = n
+        else:
+            del self._at_step[old]
+        self._at_step[step] = self._at_step.get(step, 0) + 1
+        if step < self._done:
+            self._done = step
+        elif old == self._done and not n:
+            self._done = min(self._at_step)  # distinct steps: a handful
+
     # -- what is shown ----------------------------------------------------------------
 
     def name(self, w: int) -> str:
@@ -134,16 +171,11 @@ class PopulationView:
         return sorted({s for r, s in self.roles if r == "member"})
 
     def members(self, subpop: int | None = None) -> list[int]:
-        return [
-            w
-            for w, (r, s) in enumerate(self.roles)
-            if r == "member" and (subpop is None or s == subpop)
-        ]
+        return list(self._members.get(subpop, ()))
 
     def done(self) -> int:
         """Steps every member has reached (the slowest member's step)."""
-        members = self.members()
-        return min((self.step.get(w, 0) for w in members), default=0)
+        return self._done
 
     def hparam_ranges(self, subpop: int) -> dict[str, str]:
         values: dict[str, list[Any]] = {}
