@@ -61,23 +61,48 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """The journal's form: ``{"ev": kind, field: value, ...}``."""
         out: dict[str, Any] = {"ev": self.kind}
-        for f in dataclasses.fields(self):
-            if f.name in ("extra", "absent") or f.name in self.absent:
+        absent, omit = self.absent, self._omit_none
+        for name in _field_names(type(self)):
+            if name in absent:
                 continue
-            value = getattr(self, f.name)
-            if value is None and f.name in self._omit_none:
+            value = getattr(self, name)
+            if value is None and name in omit:
                 continue
-            out[f.name] = value
+            out[name] = value
         out.update(self.extra)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
         """The event of a journal dict: known fields by name, the rest in ``extra``."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "absent"}
+        names = _field_set(cls)
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names and k != "ev"}
-        return cls(**known, extra=extra, absent=frozenset(names - set(data)))
+        return cls(**known, extra=extra, absent=frozenset(names.difference(data)))
+
+
+# An event class's field names (``extra`` and ``absent`` left out) in declaration order,
+# computed once per class: the live view parses and re-forms every event of a run, 10,000
+# per ready point at 1000 workers, and dataclasses.fields() walks the class each call.
+_NAMES: dict[type, tuple[str, ...]] = {}
+_SETS: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "absent")
+        )
+        _NAMES[cls] = names
+    return names
+
+
+def _field_set(cls: type) -> frozenset[str]:
+    names = _SETS.get(cls)
+    if names is None:
+        names = _SETS[cls] = frozenset(_field_names(cls))
+    return names
 
 
 @dataclass(frozen=True)
