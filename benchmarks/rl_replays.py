@@ -1,4 +1,4 @@
-"""Replay every finished ``rl-cartpole22`` run of a sweep on ``REPLAY_SEEDS`` (issue 11).
+"""Replay every finished run of the RL benchmarks of a sweep on ``REPLAY_SEEDS`` (issue 11).
 
 The report (``python -m benchmarks --report-only``) replays each run's best schedule
 itself, one run after another; with 24 replay seeds per run that is the slow part of
@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from benchmarks.rl import replays
+from benchmarks.rl import benchmarks, replays
 
 
 def _one(run_dir: str) -> tuple[str, float]:
@@ -28,11 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the sweep directory")
     p.add_argument("--procs", type=int, default=2)
     args = p.parse_args(argv)
-    bench = args.out / "rl-cartpole22"
-    if not bench.is_dir():
-        print(f"rl_replays: no rl-cartpole22 runs under {args.out}", file=sys.stderr)
+    names = [b.name for b in benchmarks(quick=False)]
+    benches = [args.out / n for n in names if (args.out / n).is_dir()]
+    if not benches:
+        print(f"rl_replays: no {' or '.join(names)} runs under {args.out}", file=sys.stderr)
         return 2
-    runs = sorted(str(d) for d in bench.iterdir() if (d / "result.json").exists())
+    runs = sorted(str(d) for b in benches for d in b.iterdir() if (d / "result.json").exists())
     t0 = time.time()
     with ProcessPoolExecutor(args.procs) as pool:
         for run_dir, mean in pool.map(_one, runs):

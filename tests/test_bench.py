@@ -155,6 +155,8 @@ def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path):
         reps = json.loads((out / "rl-cartpole22" / f"{method}-seed0" / "replays.json").read_text())
         assert len(reps["tests"]) == len(reps["seeds"]) == 24 and reps["episodes"] == 32
         assert reps["mean"] == pytest.approx(statistics.fmean(reps["tests"]))
+        assert len(reps["sampled"]) == 24
+        assert reps["sampled_mean"] == pytest.approx(statistics.fmean(reps["sampled"]))
         assert report["methods"][method]["runs"]["0"]["replays"] == reps
     assert (out / "rl-cartpole22-fig5-return.png").stat().st_size > 1000
     assert (

@@ -91,9 +91,7 @@ _SETS: dict[type, frozenset[str]] = {}
 def _field_names(cls: type) -> tuple[str, ...]:
     names = _NAMES.get(cls)
     if names is None:
-        names = tuple(
-            f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "absent")
-        )
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "absent"))
         _NAMES[cls] = names
     return names
 

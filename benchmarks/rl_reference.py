@@ -1,0 +1,115 @@
+"""Does the learning-rate schedule matter on ``rl-cartpole22``? Tuned constant vs decaying rates.
+
+Issue 11 item 3 asks for an RL benchmark where the learning-rate schedule matters. This
+script trains PPO exactly as ``rl-cartpole22`` does (:mod:`benchmarks.rl`: 8
+environments x 16 steps per iteration, 2 epochs of 2 minibatches, 120 iterations,
+entropy coefficient 0.01) along hand-written schedules — constant rates, and rates that
+decay linearly to zero (PPO's usual annealing) or stepwise — on the benchmark's replay
+seeds (``REPLAY_SEEDS``, 24 fresh seeds), and measures each at the end on
+``REPLAY_EPISODES`` episodes twice: the sampled policy (what Q and the paper's RL
+objective measure) and the greedy one. Per schedule: the mean over seeds and its
+standard error; the best of each family is the tuned reference (tuned on the same seeds
+it is measured on, so slightly optimistic, as a tuned reference is).
+
+    PYTHONPATH=src python -m benchmarks.rl_reference --procs 2
+
+Results go to ``benchmarks/results/rl_reference.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.rl import NUM_ENVS, REPLAY_EPISODES, REPLAY_SEEDS, ROLLOUT
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "rl_reference.json"
+STEPS = 120  # iterations, as rl-cartpole22
+ENT = 0.01
+SCHEDULES: dict[str, tuple[str, float]] = {
+    **{f"constant {lr:g}": ("constant", lr) for lr in (3e-4, 1e-3, 2e-3, 3e-3, 1e-2)},
+    **{f"linear {lr:g} -> 0": ("linear", lr) for lr in (1e-3, 2e-3, 3e-3, 1e-2)},
+    **{f"step {lr:g} /10 at 60%": ("step", lr) for lr in (2e-3, 3e-3, 1e-2)},
+}
+
+
+def lr_at(kind: str, lr0: float, i: int) -> float:
+    """The rate of iteration ``i`` (0-based) of ``STEPS``."""
+    if kind == "constant":
+        return lr0
+    if kind == "linear":
+        return lr0 * (1.0 - i / STEPS)  # PPO's annealing: lr0 at 0, lr0/STEPS at the last
+    return lr0 if i < 0.6 * STEPS else lr0 / 10
+
+
+def _one(job: tuple[str, int]) -> tuple[str, int, float, float]:
+    name, seed = job
+    from firepbt.tasks.ppo import PPO
+
+    kind, lr0 = SCHEDULES[name]
+    net = PPO(seed, num_envs=NUM_ENVS, rollout=ROLLOUT, epochs=2, minibatches=2,
+              test_episodes=REPLAY_EPISODES)  # fmt: skip
+    for i in range(STEPS):
+        net.train(1, {"lr": lr_at(kind, lr0, i), "ent_coef": ENT})
+    return name, seed, net.test("sampled"), net.test("greedy")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "sem": statistics.stdev(values) / math.sqrt(len(values)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=len(REPLAY_SEEDS), help="first N replay seeds")
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if not 2 <= args.seeds <= len(REPLAY_SEEDS):
+        p.error(f"--seeds: between 2 and {len(REPLAY_SEEDS)}")
+    seeds = REPLAY_SEEDS[: args.seeds]
+    jobs = [(name, s) for name in SCHEDULES for s in seeds]
+    t0 = time.time()
+    got: dict[str, dict[int, tuple[float, float]]] = {}
+    with ProcessPoolExecutor(args.procs) as pool:
+        for name, seed, sampled, greedy in pool.map(_one, jobs):
+            got.setdefault(name, {})[seed] = (sampled, greedy)
+    rows: dict[str, Any] = {}
+    print("| schedule | sampled policy: mean ± s.e. | greedy policy: mean ± s.e. |")
+    print("|---|---:|---:|")
+    for name in SCHEDULES:
+        sampled = [got[name][s][0] for s in seeds]
+        greedy = [got[name][s][1] for s in seeds]
+        rows[name] = {"sampled": sampled, "greedy": greedy,
+                      "sampled_summary": summary(sampled), "greedy_summary": summary(greedy)}  # fmt: skip
+        a, b = rows[name]["sampled_summary"], rows[name]["greedy_summary"]
+        print(f"| {name} | {a['mean']:.1f} ± {a['sem']:.1f} | {b['mean']:.1f} ± {b['sem']:.1f} |")
+    best = {}
+    for family in ("constant", "linear", "step"):
+        names = [n for n in SCHEDULES if SCHEDULES[n][0] == family]
+        for metric in ("sampled", "greedy"):
+            top = max(names, key=lambda n: rows[n][f"{metric}_summary"]["mean"])
+            best[f"{family}/{metric}"] = {"schedule": top, **rows[top][f"{metric}_summary"]}
+    for k, v in best.items():
+        print(f"best {k}: {v['schedule']}: {v['mean']:.1f} ± {v['sem']:.1f}")
+    wall = time.time() - t0
+    print(f"{len(jobs)} trainings in {wall:.0f} s")
+    out = {"steps": STEPS, "ent_coef": ENT, "seeds": seeds, "episodes": REPLAY_EPISODES,
+           "schedules": rows, "best": best, "wall_s": wall}  # fmt: skip
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
