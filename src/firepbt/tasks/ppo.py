@@ -7,9 +7,6 @@ hyperparameters are ``lr`` (Adam's learning rate) and ``ent_coef`` (the entropy 
 
 Q (:meth:`PPO.evaluate`, maximised) is the mean undiscounted return of the last
 ``window`` training episodes, as PBT does for RL (the paper's DM Lab / Atari setting);
-with ``objective="greedy"`` it is instead the greedy policy's mean return over
-``eval_episodes`` fixed-seed episodes (other seeds than :meth:`PPO.test`'s), so that the
-search optimises what a greedy test measures;
 :meth:`PPO.test` runs the greedy policy (argmax action) for ``test_episodes`` episodes on
 fixed seeds; ``test("sampled")`` runs the policy itself, its actions drawn from a fixed-seed
 generator, which is what Q and the paper's RL objective (the average episode return of
@@ -54,20 +51,12 @@ class PPO:
         max_grad_norm: float = 0.5,
         window: int = 20,
         test_episodes: int = 8,
-        objective: str = "sampled",
-        eval_episodes: int = 8,
     ) -> None:
         import torch
         from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
-        if objective not in ("sampled", "greedy"):
-            raise ValueError(f"objective: 'sampled' or 'greedy', not {objective!r}")
-        if int(eval_episodes) < 1:
-            raise ValueError(f"eval_episodes: at least 1, not {eval_episodes!r}")
         torch.set_num_threads(1)
         self.torch = torch
-        self.objective = objective
-        self.eval_episodes = int(eval_episodes)
         self.cfg: dict[str, Any] = dict(
             rollout=rollout,
             epochs=epochs,
@@ -197,28 +186,22 @@ class PPO:
                     self.opt.step()
 
     def evaluate(self) -> float:
-        """Mean return of the last ``window`` training episodes (0 before the first ends);
-        with ``objective="greedy"``, the greedy policy's mean return over
-        ``eval_episodes`` fixed-seed episodes."""
-        if self.objective == "greedy":
-            return self._episodes("greedy", self.eval_episodes, seed=777)
+        """Mean return of the last ``window`` training episodes (0 before the first ends)."""
         return float(np.mean(self.returns)) if self.returns else 0.0
 
-    def test(self, policy: str = "greedy") -> float:
+    def test(self, policy: str = "greedy", max_episode_steps: int = 500) -> float:
         """Mean return over ``test_episodes`` fixed-seed episodes of the greedy policy
         (``"greedy"``: the most probable action) or of the policy itself (``"sampled"``:
-        actions drawn from it with a fixed-seed generator, so the result is deterministic)."""
-        if policy not in ("greedy", "sampled"):
-            raise ValueError(f"policy: 'greedy' or 'sampled', not {policy!r}")
-        return self._episodes(policy, self.cfg["test_episodes"], seed=12345)
-
-    def _episodes(self, policy: str, n: int, seed: int) -> float:
-        """Mean return of ``policy`` over ``n`` episodes from ``reset(seed=seed)``."""
+        actions drawn from it with a fixed-seed generator, so the result is deterministic),
+        episodes cut at ``max_episode_steps`` (CartPole-v1's 500 by default)."""
         from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
+        if policy not in ("greedy", "sampled"):
+            raise ValueError(f"policy: 'greedy' or 'sampled', not {policy!r}")
         torch = self.torch
-        env = CartPoleVectorEnv(num_envs=n)
-        obs, _ = env.reset(seed=seed)
+        n = self.cfg["test_episodes"]
+        env = CartPoleVectorEnv(num_envs=n, max_episode_steps=int(max_episode_steps))
+        obs, _ = env.reset(seed=12345)
         draws = np.random.default_rng(54321)  # the sampled policy's actions; not self.rng
         total = np.zeros(n)
         alive = np.ones(n, dtype=bool)
