@@ -1,8 +1,11 @@
 """Reinforcement learning at the paper's shape on two cores (issue 11 item 3).
 
-PPO on CartPole-v1 (:mod:`firepbt.tasks.ppo`) with 8 vectorised environments x 16
-steps per iteration, 2 epochs of 2 minibatches, 120 iterations (15,360 environment
-steps per member); lr log-uniform in [1e-4, 1e-2], entropy coefficient in [1e-4, 0.1].
+PPO (:mod:`firepbt.tasks.ppo`) with 8 vectorised environments x 16 steps per
+iteration, 2 epochs of 2 minibatches; lr log-uniform in [1e-4, 1e-2], entropy
+coefficient in [1e-4, 0.1]. ``rl-cartpole22``: CartPole-v1, 120 iterations (15,360
+environment steps per member). ``rl-acrobot22``: Acrobot-v1, 300 iterations (38,400
+steps), where the schedule matters (``benchmarks/rl_reference.py``: a decaying rate
+beats every constant one); its step counts below scale with its length (50 and 50).
 22 workers: FIRE PBT 2 x 8 + 6 evaluators (3/4 of the parent sub-population, as in the
 paper), ``min_steps_before_eval`` 20 iterations for P_2 (1/6 of training, the paper's
 1e9 of 6e9 actor steps), ``max_eval_steps`` 20 iterations (1/6, the paper's 6e8 of
@@ -41,28 +44,38 @@ REPLAY_EPISODES = 32
 def benchmarks(quick: bool) -> list[Benchmark]:
     args: dict[str, Any] = {"num_envs": NUM_ENVS, "rollout": ROLLOUT, "epochs": 2,
                             "minibatches": 2}  # fmt: skip
-    if quick:
-        steps, n, sub, ev, seeds, mins, max_eval = 20, 10, 4, 2, [0], 5, 10
-    else:
-        steps, n, sub, ev, seeds, mins, max_eval = 120, 22, 8, 6, [0, 1, 2], 20, 20
-    fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev, max_eval_steps=max_eval,
-                min_steps_before_eval=[mins], p_stat=0.01)  # fmt: skip
-    cfg = partial(_config, args=args, steps=steps)
-    return [
-        Benchmark(
-            name="rl-cartpole22",
-            title=f"PPO on CartPole-v1, {n} workers (FIRE PBT 2 x {sub} + {ev})",
-            methods={
-                "random": cfg(algorithm("random", n)),
-                "pbt": cfg(algorithm("pbt", n)),
-                "fire": cfg(algorithm("fire", n, **fire)),
-            },
-            seeds=seeds,
-            score="mean training return (last 20 episodes)",
-            test="greedy return (8 episodes)",
-            post=post,
+    out = []
+    # CartPole: 120 iterations; Acrobot: 300 (38,400 environment steps per member). Both
+    # at the paper's shape with the same fractions of training: min_steps_before_eval
+    # and max_eval_steps 1/6 of it, ready every 5 iterations.
+    for name, env, full in (("rl-cartpole22", None, 120), ("rl-acrobot22", "Acrobot-v1", 300)):
+        if quick:
+            steps, n, sub, ev, seeds, mins, max_eval = 20, 10, 4, 2, [0], 5, 10
+        else:
+            steps, n, sub, ev, seeds = full, 22, 8, 6, [0, 1, 2]
+            mins = max_eval = full // 6
+        fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev,
+                    max_eval_steps=max_eval, min_steps_before_eval=[mins],
+                    p_stat=0.01)  # fmt: skip
+        bargs = args if env is None else {**args, "env": env}  # CartPole's args as before
+        cfg = partial(_config, args=bargs, steps=steps)
+        label = env or "CartPole-v1"
+        out.append(
+            Benchmark(
+                name=name,
+                title=f"PPO on {label}, {n} workers (FIRE PBT 2 x {sub} + {ev})",
+                methods={
+                    "random": cfg(algorithm("random", n)),
+                    "pbt": cfg(algorithm("pbt", n)),
+                    "fire": cfg(algorithm("fire", n, **fire)),
+                },
+                seeds=seeds,
+                score="mean training return (last 20 episodes)",
+                test="greedy return (8 episodes)",
+                post=post,
+            )
         )
-    ]
+    return out
 
 
 def replays(run_dir: Path, seeds: list[int] = REPLAY_SEEDS) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Does the learning-rate schedule matter on ``rl-cartpole22``? Tuned constant vs decaying rates.
+"""Does the learning-rate schedule matter on the RL benchmarks? Tuned constant vs decaying rates.
 
 Issue 11 item 3 asks for an RL benchmark where the learning-rate schedule matters. This
-script trains PPO exactly as ``rl-cartpole22`` does (:mod:`benchmarks.rl`: 8
-environments x 16 steps per iteration, 2 epochs of 2 minibatches, 120 iterations,
-entropy coefficient 0.01) along hand-written schedules — constant rates, and rates that
+script trains PPO exactly as ``rl-cartpole22`` (``--env cartpole``) or ``rl-acrobot22``
+(``--env acrobot``) does (:mod:`benchmarks.rl`: 8 environments x 16 steps per
+iteration, 2 epochs of 2 minibatches, 120 or 300 iterations, entropy coefficient 0.01)
+along hand-written schedules — constant rates, and rates that
 decay linearly to zero (PPO's usual annealing) or stepwise — on the benchmark's replay
 seeds (``REPLAY_SEEDS``, 24 fresh seeds), and measures each at the end on
 ``REPLAY_EPISODES`` episodes three ways: the sampled policy (what Q and the paper's RL
@@ -15,8 +16,10 @@ family is the tuned reference (tuned on the same seeds it is measured on, so sli
 optimistic, as a tuned reference is).
 
     PYTHONPATH=src python -m benchmarks.rl_reference --procs 2
+    PYTHONPATH=src python -m benchmarks.rl_reference --env acrobot --procs 2
 
-Results go to ``benchmarks/results/rl_reference.json``.
+Results go to ``benchmarks/results/rl_reference.json`` (CartPole) and
+``benchmarks/results/rl_reference-acrobot.json``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from benchmarks.rl import NUM_ENVS, REPLAY_EPISODES, REPLAY_SEEDS, ROLLOUT
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "rl_reference.json"
-STEPS = 120  # iterations, as rl-cartpole22
+#: --env -> (gymnasium id, iterations as the benchmark, results file)
+ENVS = {
+    "cartpole": ("CartPole-v1", 120, RESULTS),
+    "acrobot": ("Acrobot-v1", 300, HERE / "results" / "rl_reference-acrobot.json"),
+}
 ENT = 0.01
 SCHEDULES: dict[str, tuple[str, float]] = {
     **{f"constant {lr:g}": ("constant", lr) for lr in (3e-4, 1e-3, 2e-3, 3e-3, 1e-2)},
@@ -44,27 +51,29 @@ SCHEDULES: dict[str, tuple[str, float]] = {
 }
 
 
-def lr_at(kind: str, lr0: float, i: int) -> float:
-    """The rate of iteration ``i`` (0-based) of ``STEPS``."""
+def lr_at(kind: str, lr0: float, i: int, steps: int) -> float:
+    """The rate of iteration ``i`` (0-based) of ``steps``."""
     if kind == "constant":
         return lr0
     if kind == "linear":
-        return lr0 * (1.0 - i / STEPS)  # PPO's annealing: lr0 at 0, lr0/STEPS at the last
-    return lr0 if i < 0.6 * STEPS else lr0 / 10
+        return lr0 * (1.0 - i / steps)  # PPO's annealing: lr0 at 0, lr0/steps at the last
+    return lr0 if i < 0.6 * steps else lr0 / 10
 
 
 METRICS = ("sampled", "greedy", "greedy_2000")
 
 
-def _one(job: tuple[str, int]) -> tuple[str, int, tuple[float, float, float]]:
-    name, seed = job
+def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, float, float]]:
+    name, seed, env = job
     from firepbt.tasks.ppo import PPO
 
     kind, lr0 = SCHEDULES[name]
+    env_id, steps, _ = ENVS[env]
+    extra = {} if env == "cartpole" else {"env": env_id}  # as the benchmark's args
     net = PPO(seed, num_envs=NUM_ENVS, rollout=ROLLOUT, epochs=2, minibatches=2,
-              test_episodes=REPLAY_EPISODES)  # fmt: skip
-    for i in range(STEPS):
-        net.train(1, {"lr": lr_at(kind, lr0, i), "ent_coef": ENT})
+              test_episodes=REPLAY_EPISODES, **extra)  # fmt: skip
+    for i in range(steps):
+        net.train(1, {"lr": lr_at(kind, lr0, i, steps), "ent_coef": ENT})
     return name, seed, (net.test("sampled"), net.test("greedy"), net.test("greedy", 2000))
 
 
@@ -79,12 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--procs", type=int, default=2)
     p.add_argument("--seeds", type=int, default=len(REPLAY_SEEDS), help="first N replay seeds")
-    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--env", choices=sorted(ENVS), default="cartpole")
+    p.add_argument("--results", type=Path, default=None, help="default: per --env")
     args = p.parse_args(argv)
+    env_id, steps, default_results = ENVS[args.env]
+    results = args.results or default_results
     if not 2 <= args.seeds <= len(REPLAY_SEEDS):
         p.error(f"--seeds: between 2 and {len(REPLAY_SEEDS)}")
     seeds = REPLAY_SEEDS[: args.seeds]
-    jobs = [(name, s) for name in SCHEDULES for s in seeds]
+    jobs = [(name, s, args.env) for name in SCHEDULES for s in seeds]
     t0 = time.time()
     got: dict[str, dict[int, tuple[float, float, float]]] = {}
     with ProcessPoolExecutor(args.procs) as pool:
@@ -113,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"best {k}: {v['schedule']}: {v['mean']:.1f} ± {v['sem']:.1f}")
     wall = time.time() - t0
     print(f"{len(jobs)} trainings in {wall:.0f} s")
-    out = {"steps": STEPS, "ent_coef": ENT, "seeds": seeds, "episodes": REPLAY_EPISODES,
+    out = {"env": env_id, "steps": steps, "ent_coef": ENT, "seeds": seeds, "episodes": REPLAY_EPISODES,
            "schedules": rows, "best": best, "wall_s": wall}  # fmt: skip
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(out, indent=1) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
 

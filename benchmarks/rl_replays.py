@@ -1,4 +1,4 @@
-"""Replay every finished ``rl-cartpole22`` run of a sweep on ``REPLAY_SEEDS`` (issue 11).
+"""Replay every finished run of the RL benchmarks of a sweep on ``REPLAY_SEEDS`` (issue 11).
 
 The report (``python -m benchmarks --report-only``) replays each run's best schedule
 itself, one run after another; with 24 replay seeds per run that is the slow part of

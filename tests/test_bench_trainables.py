@@ -38,19 +38,39 @@ def test_mnist1d_copy_is_exact_and_seeded():
     assert math.isnan(z.evaluate())
 
 
-def test_ppo_copy_is_exact_and_seeded():
+@pytest.mark.parametrize("env", ["CartPole-v1", "Acrobot-v1"])
+def test_ppo_copy_is_exact_and_seeded(env):
     pytest.importorskip("gymnasium")
     from firepbt.tasks.ppo import PPO
 
     def make(seed):
-        return PPO(seed, num_envs=2, rollout=16, epochs=1, minibatches=2)
+        return PPO(seed, num_envs=2, rollout=16, epochs=1, minibatches=2, env=env)
 
     hp = {"lr": 1e-3, "ent_coef": 0.01}
     _copy_is_exact(make, hp, 3)
     x, y = make(3), make(3)
     x.train(3, hp)
     y.train(3, hp)
-    assert x.evaluate() == y.evaluate() and x.test() == y.test() >= 8.0
+    assert x.evaluate() == y.evaluate() and x.test() == y.test()
+    if env == "CartPole-v1":
+        assert x.test() >= 8.0
+    else:  # Acrobot: -1 per step until the goal, at most 500 steps
+        assert -500.0 <= x.test() <= 0.0 and x.n_actions == 3 and x.obs_dim == 6
+
+
+def test_ppo_draws_every_action_of_a_three_action_environment_by_its_probability():
+    """The inverse-CDF draw of the general case (Acrobot's 3 actions)."""
+    pytest.importorskip("gymnasium")
+    import torch
+
+    from firepbt.tasks.ppo import PPO
+
+    net = PPO(0, num_envs=2, rollout=16, epochs=1, minibatches=2, env="Acrobot-v1")
+    probs = torch.tensor([[0.2, 0.5, 0.3]]).repeat(6, 1)
+    u = torch.tensor([0.0, 0.19, 0.21, 0.69, 0.71, 0.999])
+    assert net._draw(probs, u).tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="continuous"):
+        PPO(0, env="Pendulum-v1")
 
 
 def test_ppo_sampled_test_is_deterministic_and_leaves_training_alone():
@@ -74,3 +94,21 @@ def test_ppo_sampled_test_is_deterministic_and_leaves_training_alone():
     assert a.evaluate() == b.evaluate()
     with pytest.raises(ValueError, match="policy"):
         a.test("argmax")
+
+
+def test_ppo_state_survives_pickling_as_a_checkpoint_does():
+    """Checkpoints pickle worker states: the vector environments included."""
+    pytest.importorskip("gymnasium")
+    import pickle
+
+    from firepbt.tasks.ppo import PPO
+
+    hp = {"lr": 1e-3, "ent_coef": 0.01}
+    for env in ("CartPole-v1", "Acrobot-v1"):
+        a = PPO(0, num_envs=2, rollout=16, epochs=1, minibatches=2, env=env)
+        a.train(2, hp)
+        b = PPO(1, num_envs=2, rollout=16, epochs=1, minibatches=2, env=env)
+        b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
+        a.train(3, hp)
+        b.train(3, hp)
+        assert a.evaluate() == b.evaluate() and a.test("sampled") == b.test("sampled")

@@ -1,7 +1,9 @@
-"""A compact PPO (Schulman et al. 2017) on gymnasium's CartPole-v1, as a firepbt trainable.
+"""A compact PPO (Schulman et al. 2017) on gymnasium's classic control, as a firepbt trainable.
 
 One firepbt *step* is one PPO iteration: ``rollout`` environment steps in each of
-``num_envs`` vectorised CartPole environments (gymnasium's ``CartPoleVectorEnv``),
+``num_envs`` vectorised environments (``env``: CartPole-v1 by default, on gymnasium's
+numpy ``CartPoleVectorEnv``; any other discrete-action environment id, such as
+``"Acrobot-v1"``, on gymnasium's synchronous vector env),
 then ``epochs`` passes of clipped-objective minibatch updates (Adam). The tuned
 hyperparameters are ``lr`` (Adam's learning rate) and ``ent_coef`` (the entropy bonus).
 
@@ -14,7 +16,7 @@ the agent) measure. The two can rank schedules differently: on CartPole the gree
 policy of a slowly trained network often balances to the 500-step cap while the policy
 it was trained as still falls early (``benchmarks/RESULTS.md``, issue 11).
 :meth:`PPO.state_dict` holds the networks, Adam's moments, the environments (deep copy:
-CartPole's vector environment is plain numpy), the observation, the generator and the
+the vector environments are plain Python and numpy), the observation, the generator and the
 recent returns, so a copied worker continues exactly as its source would. Needs the
 ``bench`` extra (``torch==2.13.0``, ``gymnasium``).
 """
@@ -32,7 +34,8 @@ __all__ = ["PPO"]
 
 
 class PPO:
-    """PPO on CartPole-v1 (hyperparameters ``lr``, ``ent_coef``; Q: mean episode return)."""
+    """PPO on a discrete-action gymnasium environment, CartPole-v1 by default
+    (hyperparameters ``lr``, ``ent_coef``; Q: mean episode return)."""
 
     accepted_hparams = ("lr", "ent_coef")  # the search space may name only these
 
@@ -51,9 +54,9 @@ class PPO:
         max_grad_norm: float = 0.5,
         window: int = 20,
         test_episodes: int = 8,
+        env: str = "CartPole-v1",
     ) -> None:
         import torch
-        from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
         torch.set_num_threads(1)
         self.torch = torch
@@ -69,11 +72,18 @@ class PPO:
             test_episodes=test_episodes,
         )
         self.num_envs = int(num_envs)
+        self.env_id = str(env)
+        self.env = self._make_env(self.num_envs)
+        space = self.env.single_action_space
+        if not hasattr(space, "n"):
+            raise ValueError(f"env: {env!r} has a continuous action space; PPO here needs discrete")
+        self.obs_dim = int(np.prod(self.env.single_observation_space.shape))
+        self.n_actions = int(space.n)
         gen = torch.Generator().manual_seed(int(seed) % (2**63))
 
         def mlp(out: int, gain: float) -> Any:
             net = torch.nn.Sequential(
-                torch.nn.Linear(4, hidden),
+                torch.nn.Linear(self.obs_dim, hidden),
                 torch.nn.Tanh(),
                 torch.nn.Linear(hidden, hidden),
                 torch.nn.Tanh(),
@@ -87,16 +97,40 @@ class PPO:
                         layer.bias.zero_()
             return net
 
-        self.actor = mlp(2, 0.01)
+        self.actor = mlp(self.n_actions, 0.01)
         self.critic = mlp(1, 1.0)
         self.params = list(self.actor.parameters()) + list(self.critic.parameters())
         self.opt = torch.optim.Adam(self.params, lr=2.5e-4, eps=1e-5)
         self.rng = np.random.default_rng(seed)
-        self.env = CartPoleVectorEnv(num_envs=self.num_envs)
         self.obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
         self.prev_done = np.zeros(self.num_envs, dtype=bool)
         self.ep_return = np.zeros(self.num_envs)
         self.returns: deque[float] = deque(maxlen=int(window))
+
+    def _make_env(self, n: int, max_episode_steps: int | None = None) -> Any:
+        """``n`` vectorised copies of ``env`` (next-step autoreset, as the rollout expects)."""
+        if self.env_id == "CartPole-v1":
+            from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+            return CartPoleVectorEnv(num_envs=n, max_episode_steps=max_episode_steps or 500)
+        import functools
+
+        import gymnasium
+        from gymnasium.vector import SyncVectorEnv
+
+        # gymnasium.make_vec's "sync" mode, with a picklable constructor (a checkpoint
+        # pickles the environments with the rest of the state)
+        kw: dict[str, Any] = {}
+        if max_episode_steps is not None:
+            kw["max_episode_steps"] = int(max_episode_steps)
+        return SyncVectorEnv([functools.partial(gymnasium.make, self.env_id, **kw)] * n)
+
+    def _draw(self, probs: Any, u: Any) -> Any:
+        """Inverse-CDF draw of one action per row of ``probs`` from uniforms ``u``."""
+        if self.n_actions == 2:  # CartPole's original form (bit-identical runs)
+            return (u > probs[:, 0]).long()
+        below = self.torch.cumsum(probs, dim=1)[:, :-1]
+        return (u[:, None] > below).sum(dim=1)
 
     # -- acting ------------------------------------------------------------------------
 
@@ -108,7 +142,7 @@ class PPO:
     def _collect(self) -> dict[str, Any]:
         torch = self.torch
         T, N = self.cfg["rollout"], self.num_envs
-        obs_b = np.zeros((T, N, 4), dtype=np.float32)
+        obs_b = np.zeros((T, N, self.obs_dim), dtype=np.float32)
         act_b = np.zeros((T, N), dtype=np.int64)
         logp_b = np.zeros((T, N), dtype=np.float32)
         rew_b = np.zeros((T, N), dtype=np.float32)
@@ -120,7 +154,7 @@ class PPO:
                 valid_b[t] = ~self.prev_done  # next-step autoreset: this step only resets
                 dist = self._policy(self.obs)
                 u = torch.as_tensor(self.rng.random(N), dtype=torch.float32)
-                action = (u > dist.probs[:, 0]).long()  # inverse-CDF draw from our generator
+                action = self._draw(dist.probs, u)  # inverse-CDF draw from our generator
                 act_b[t] = action.numpy()
                 logp_b[t] = dist.log_prob(action).numpy()
                 self.obs, reward, term, trunc, _ = self.env.step(act_b[t])
@@ -145,7 +179,7 @@ class PPO:
             adv[t] = gae
             next_value = values[t]
         return {
-            "obs": obs_b.reshape(T * N, 4),
+            "obs": obs_b.reshape(T * N, self.obs_dim),
             "act": act_b.reshape(-1),
             "logp": logp_b.reshape(-1),
             "adv": adv.reshape(-1),
@@ -189,18 +223,17 @@ class PPO:
         """Mean return of the last ``window`` training episodes (0 before the first ends)."""
         return float(np.mean(self.returns)) if self.returns else 0.0
 
-    def test(self, policy: str = "greedy", max_episode_steps: int = 500) -> float:
+    def test(self, policy: str = "greedy", max_episode_steps: int | None = None) -> float:
         """Mean return over ``test_episodes`` fixed-seed episodes of the greedy policy
         (``"greedy"``: the most probable action) or of the policy itself (``"sampled"``:
         actions drawn from it with a fixed-seed generator, so the result is deterministic),
-        episodes cut at ``max_episode_steps`` (CartPole-v1's 500 by default)."""
-        from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-
+        episodes cut at ``max_episode_steps`` (the environment's own limit by default: 500
+        for CartPole-v1 and Acrobot-v1)."""
         if policy not in ("greedy", "sampled"):
             raise ValueError(f"policy: 'greedy' or 'sampled', not {policy!r}")
         torch = self.torch
         n = self.cfg["test_episodes"]
-        env = CartPoleVectorEnv(num_envs=n, max_episode_steps=int(max_episode_steps))
+        env = self._make_env(n, max_episode_steps)
         obs, _ = env.reset(seed=12345)
         draws = np.random.default_rng(54321)  # the sampled policy's actions; not self.rng
         total = np.zeros(n)
@@ -210,8 +243,8 @@ class PPO:
                 if policy == "greedy":
                     action = self.actor(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1)
                 else:
-                    p0 = self._policy(obs).probs[:, 0]
-                    action = (torch.as_tensor(draws.random(n), dtype=torch.float32) > p0).long()
+                    u = torch.as_tensor(draws.random(n), dtype=torch.float32)
+                    action = self._draw(self._policy(obs).probs, u)
                 obs, reward, term, trunc, _ = env.step(action.numpy())
                 total += reward * alive
                 alive &= ~np.logical_or(term, trunc)
