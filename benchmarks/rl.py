@@ -57,7 +57,9 @@ def benchmarks(quick: bool) -> list[Benchmark]:
         fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev,
                     max_eval_steps=max_eval, min_steps_before_eval=[mins],
                     p_stat=0.01)  # fmt: skip
-        bargs = args if env is None else {**args, "env": env}  # CartPole's args as before
+        # CartPole's args as before; Acrobot's Q before the first episode ends is its worst
+        # return (an episode cut at 500 steps), not PPO's default 0, above every return
+        bargs = args if env is None else {**args, "env": env, "initial_score": -500.0}
         cfg = partial(_config, args=bargs, steps=steps)
         label = env or "CartPole-v1"
         out.append(

@@ -69,7 +69,7 @@ def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, float, float
 
     kind, lr0 = SCHEDULES[name]
     env_id, steps, _ = ENVS[env]
-    extra = {} if env == "cartpole" else {"env": env_id}  # as the benchmark's args
+    extra = {} if env == "cartpole" else {"env": env_id, "initial_score": -500.0}  # as rl.py
     net = PPO(seed, num_envs=NUM_ENVS, rollout=ROLLOUT, epochs=2, minibatches=2,
               test_episodes=REPLAY_EPISODES, **extra)  # fmt: skip
     for i in range(steps):

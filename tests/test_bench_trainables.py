@@ -56,6 +56,11 @@ def test_ppo_copy_is_exact_and_seeded(env):
         assert x.test() >= 8.0
     else:  # Acrobot: -1 per step until the goal, at most 500 steps
         assert -500.0 <= x.test() <= 0.0 and x.n_actions == 3 and x.obs_dim == 6
+        # no episode has ended after 3 x 16 steps: Q is initial_score (0 by default)
+        assert x.evaluate() == 0.0
+        z = PPO(3, num_envs=2, rollout=16, epochs=1, minibatches=2, env=env, initial_score=-500)
+        z.train(3, hp)
+        assert z.evaluate() == -500.0
 
 
 def test_ppo_draws_every_action_of_a_three_action_environment_by_its_probability():

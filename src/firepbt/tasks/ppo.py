@@ -55,6 +55,7 @@ class PPO:
         window: int = 20,
         test_episodes: int = 8,
         env: str = "CartPole-v1",
+        initial_score: float = 0.0,
     ) -> None:
         import torch
 
@@ -73,6 +74,7 @@ class PPO:
         )
         self.num_envs = int(num_envs)
         self.env_id = str(env)
+        self.initial_score = float(initial_score)
         self.env = self._make_env(self.num_envs)
         space = self.env.single_action_space
         if not hasattr(space, "n"):
@@ -220,8 +222,11 @@ class PPO:
                     self.opt.step()
 
     def evaluate(self) -> float:
-        """Mean return of the last ``window`` training episodes (0 before the first ends)."""
-        return float(np.mean(self.returns)) if self.returns else 0.0
+        """Mean return of the last ``window`` training episodes; ``initial_score`` before
+        the first one ends (0, CartPole's worst; an environment whose returns are
+        negative needs its own worst, e.g. -500 for Acrobot-v1, or an untrained member
+        would look better than every trained one)."""
+        return float(np.mean(self.returns)) if self.returns else self.initial_score
 
     def test(self, policy: str = "greedy", max_episode_steps: int | None = None) -> float:
         """Mean return over ``test_episodes`` fixed-seed episodes of the greedy policy
