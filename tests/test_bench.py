@@ -142,23 +142,25 @@ def test_quick_seed_sweep_reports_the_distribution_and_resumes(tmp_path):
     assert (gone / "result.json").exists()
 
 
-def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path):
+@pytest.mark.parametrize("name", ["rl-cartpole22", "rl-acrobot22"])
+def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path, name):
     out = tmp_path / "rl"
-    proc = bench(["--quick", "--only", "rl-cartpole22", "--methods", "pbt", "fire",
-                  "--out", str(out)])  # fmt: skip
+    proc = bench(["--quick", "--only", name, "--methods", "pbt", "fire", "--out", str(out)])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    cfg = json.loads((out / "rl-cartpole22" / "fire-seed0" / "result.json").read_text())
+    cfg = json.loads((out / name / "fire-seed0" / "result.json").read_text())
     algo = cfg["config"]["algorithm"]
     assert algo["min_steps_before_eval"] == [5] and algo["subpopulations"] == 2
-    report = json.loads((out / "report.json").read_text())["benchmarks"]["rl-cartpole22"]
+    if name == "rl-acrobot22":
+        assert cfg["config"]["args"]["env"] == "Acrobot-v1"
+    report = json.loads((out / "report.json").read_text())["benchmarks"][name]
     for method in ("pbt", "fire"):
-        reps = json.loads((out / "rl-cartpole22" / f"{method}-seed0" / "replays.json").read_text())
+        reps = json.loads((out / name / f"{method}-seed0" / "replays.json").read_text())
         assert len(reps["tests"]) == len(reps["seeds"]) == 24 and reps["episodes"] == 32
         assert reps["mean"] == pytest.approx(statistics.fmean(reps["tests"]))
         assert len(reps["sampled"]) == 24
         assert reps["sampled_mean"] == pytest.approx(statistics.fmean(reps["sampled"]))
         assert report["methods"][method]["runs"]["0"]["replays"] == reps
-    assert (out / "rl-cartpole22-fig5-return.png").stat().st_size > 1000
+    assert (out / f"{name}-fig5-return.png").stat().st_size > 1000
     assert (
         "Replays of each run's best schedule on 24 fresh seeds" in (out / "report.md").read_text()
     )
