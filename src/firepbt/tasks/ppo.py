@@ -128,9 +128,8 @@ class PPO:
         return SyncVectorEnv([functools.partial(gymnasium.make, self.env_id, **kw)] * n)
 
     def _draw(self, probs: Any, u: Any) -> Any:
-        """Inverse-CDF draw of one action per row of ``probs`` from uniforms ``u``."""
-        if self.n_actions == 2:  # CartPole's original form (bit-identical runs)
-            return (u > probs[:, 0]).long()
+        """Inverse-CDF draw of one action per row of ``probs`` from uniforms ``u`` (with two
+        actions exactly CartPole's former ``(u > p_0)``: the first cumulative sum is p_0)."""
         below = self.torch.cumsum(probs, dim=1)[:, :-1]
         return (u[:, None] > below).sum(dim=1)
 
