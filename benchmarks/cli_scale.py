@@ -3,14 +3,15 @@
 ``benchmarks/controller.py`` times the run loop and the decider inside one process, without
 the live view. A user runs ``firepbt run``, which also shows every event to the live view
 (plain lines when stdout is not a terminal, as here: stdout is a pipe). This script runs
-the issue's command for FIRE PBT on the bundled NQM at ``dim = 50`` (training costs
-microseconds) in a fresh process per configuration and reports, per ready point: the wall
+the issue's command for FIRE PBT on the bundled NQM, configured as the controller
+benchmark's sync rows (``dim = 50``: training costs microseconds; the defaults spelled
+out: in-process executor, checkpoints on), in a fresh process per configuration and reports, per ready point: the wall
 seconds of the run (``timing.json``, as the issue's table), and the CPU seconds of the
 whole process (imports and start-up included, so it is an upper bound on the
 controller's). ``--src`` measures another checkout's ``src`` (for a "before" row).
 
-    PYTHONPATH=src python benchmarks/cli_scale.py --label "after, idle"
-    PYTHONPATH=src python benchmarks/cli_scale.py --label before --src /tmp/old/src
+    PYTHONPATH=src python -m benchmarks.cli_scale --label "after, idle"
+    PYTHONPATH=src python -m benchmarks.cli_scale --label before --src /tmp/old/src
 
 Rows are appended to ``benchmarks/results/cli_scale.json`` under ``--label``.
 """
@@ -27,25 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.controller import FIRE_SHAPES, overrides
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "cli_scale.json"
-#: workers -> (sub-populations, sub-population size, evaluators), as benchmarks/controller.py
-SHAPES = {22: (2, 8, 6), 100: (4, 16, 36), 350: (4, 50, 150), 1000: (4, 160, 360)}
 
 
 def measure(workers: int, steps: int, src: Path) -> dict:
-    n, size, ev = SHAPES[workers]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "firepbt", "run", "nqm-fire", "--out", str(out)]
-        for s in (
-            "args.dim=50",
-            f"algorithm.subpopulations={n}",
-            f"algorithm.subpopulation_size={size}",
-            f"algorithm.evaluators={ev}",
-            f"steps={steps}",
-            "replay=false",
-        ):
+        # the controller benchmark's FIRE PBT row, spelled as --set options
+        for s in overrides("fire", "sync", workers, steps, "inprocess"):
             cmd += ["--set", s]
         env = {**os.environ, "PYTHONPATH": str(src)}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -86,7 +80,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[22, 1000], choices=sorted(SHAPES))
+    p.add_argument("--sizes", type=int, nargs="+", default=[22, 1000], choices=sorted(FIRE_SHAPES))
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--label", default="after")
     p.add_argument("--src", type=Path, default=HERE.parent / "src", help="the checkout's src")
