@@ -82,6 +82,11 @@ def benchmarks(quick: bool) -> list[Benchmark]:
     return out
 
 
+def sem(values: list[float]) -> float:
+    """Standard error of the mean of ``values`` (0 for a single value)."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+
+
 def replays(run_dir: Path, seeds: list[int] = REPLAY_SEEDS) -> dict[str, Any]:
     """Replay the run's best schedule on fresh ``seeds`` and measure each replayed network
     on ``REPLAY_EPISODES`` episodes twice: the greedy policy (``tests``, ``mean``,
@@ -110,9 +115,8 @@ def replays(run_dir: Path, seeds: list[int] = REPLAY_SEEDS) -> dict[str, Any]:
     samp = [t if math.isfinite(t) else 0.0 for t in sampled]
     out = {"seeds": seeds, "episodes": REPLAY_EPISODES, "tests": vals,
            "mean": statistics.fmean(vals),
-           "sem": statistics.stdev(vals) / math.sqrt(len(vals)),
-           "sampled": samp, "sampled_mean": statistics.fmean(samp),
-           "sampled_sem": statistics.stdev(samp) / math.sqrt(len(samp))}  # fmt: skip
+           "sem": sem(vals), "sampled": samp, "sampled_mean": statistics.fmean(samp),
+           "sampled_sem": sem(samp)}  # fmt: skip
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return out
 
@@ -186,8 +190,7 @@ def post(b: Benchmark, report: dict[str, Any], out: Path) -> list[str]:
         cells = []
         for key in ("sampled_mean", "mean"):
             means = [r[key] for r in reps.values()]
-            sem = statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else 0.0
-            cells.append(f"{statistics.fmean(means):.1f} ± {sem:.1f} ({min(means):.1f})")
+            cells.append(f"{statistics.fmean(means):.1f} ± {sem(means):.1f} ({min(means):.1f})")
         lines.append(f"| {label(m)} | {per} | {cells[0]} | {cells[1]} |")
     report.setdefault("figures", []).append(figure5(b, report, out).name)
     return lines

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.rl import NUM_ENVS, REPLAY_EPISODES, REPLAY_SEEDS, ROLLOUT
+from benchmarks.rl import NUM_ENVS, REPLAY_EPISODES, REPLAY_SEEDS, ROLLOUT, sem
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "rl_reference.json"
@@ -80,7 +79,7 @@ def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, float, float
 def summary(values: list[float]) -> dict[str, float]:
     return {
         "mean": statistics.fmean(values),
-        "sem": statistics.stdev(values) / math.sqrt(len(values)),
+        "sem": sem(values),
     }
 
 
