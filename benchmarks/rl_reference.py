@@ -2,7 +2,10 @@
 
 Issue 11 item 3 asks for an RL benchmark where the learning-rate schedule matters. This
 script trains PPO exactly as ``rl-cartpole22`` (``--env cartpole``) or ``rl-acrobot22``
-(``--env acrobot``) does (:mod:`benchmarks.rl`: 8 environments x 16 steps per
+(``--env acrobot``) does, or on ``NoisyMDP`` (``--env noisymdp``: the random tabular MDP
+with noisy rewards of :mod:`firepbt.tasks.noisy_mdp`, noise 3, 300 iterations, measured by
+its policy's exact expected return, then sampled and greedy episodes; a task built to
+give RL the gradient noise that makes a schedule matter on the NQM) (:mod:`benchmarks.rl`: 8 environments x 16 steps per
 iteration, 2 epochs of 2 minibatches, 120 or 300 iterations, entropy coefficient 0.01)
 along hand-written schedules — constant rates, and rates that
 decay linearly to zero (PPO's usual annealing) or stepwise — on the benchmark's replay
@@ -17,9 +20,10 @@ optimistic, as a tuned reference is).
 
     PYTHONPATH=src python -m benchmarks.rl_reference --procs 2
     PYTHONPATH=src python -m benchmarks.rl_reference --env acrobot --procs 2
+    PYTHONPATH=src python -m benchmarks.rl_reference --env noisymdp --procs 2
 
-Results go to ``benchmarks/results/rl_reference.json`` (CartPole) and
-``benchmarks/results/rl_reference-acrobot.json``.
+Results go to ``benchmarks/results/rl_reference.json`` (CartPole),
+``benchmarks/results/rl_reference-acrobot.json`` and ``rl_reference-noisymdp.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ RESULTS = HERE / "results" / "rl_reference.json"
 ENVS = {
     "cartpole": ("CartPole-v1", 120, RESULTS),
     "acrobot": ("Acrobot-v1", 300, HERE / "results" / "rl_reference-acrobot.json"),
+    # firepbt.tasks.noisy_mdp with 3x noise: built to give RL the NQM's gradient noise
+    "noisymdp": ("NoisyMDP", 300, HERE / "results" / "rl_reference-noisymdp.json"),
+}
+#: PPO's arguments beyond rl.py's shared ones, per --env
+EXTRA: dict[str, dict[str, Any]] = {
+    "cartpole": {},
+    "acrobot": {"env": "Acrobot-v1", "initial_score": -500.0},  # as rl.py
+    "noisymdp": {"env": "NoisyMDP", "env_args": {"noise": 3.0}},
 }
 ENT = 0.01
 SCHEDULES: dict[str, tuple[str, float]] = {
@@ -48,6 +60,19 @@ SCHEDULES: dict[str, tuple[str, float]] = {
     **{f"linear {lr:g} -> 0": ("linear", lr) for lr in (1e-3, 2e-3, 3e-3, 1e-2)},
     **{f"step {lr:g} /10 at 60%": ("step", lr) for lr in (2e-3, 3e-3, 1e-2)},
 }
+
+
+#: NoisyMDP's probe put its best rates near 2e-3..5e-3: the 5e-3 member of every family too
+SCHEDULES_MDP: dict[str, tuple[str, float]] = {
+    **SCHEDULES,
+    "constant 0.005": ("constant", 5e-3),
+    "linear 0.005 -> 0": ("linear", 5e-3),
+    "step 0.005 /10 at 60%": ("step", 5e-3),
+}
+
+
+def schedules(env: str) -> dict[str, tuple[str, float]]:
+    return SCHEDULES_MDP if env == "noisymdp" else SCHEDULES
 
 
 def lr_at(kind: str, lr0: float, i: int, steps: int) -> float:
@@ -60,19 +85,27 @@ def lr_at(kind: str, lr0: float, i: int, steps: int) -> float:
 
 
 METRICS = ("sampled", "greedy", "greedy_2000")
+#: NoisyMDP's episodes have a fixed length (no cap to lift); its policy's exact expected
+#: return replaces the sampled episodes' noisy mean as the first column
+METRICS_MDP = ("expected", "sampled", "greedy")
+
+
+def metrics(env: str) -> tuple[str, str, str]:
+    return METRICS_MDP if env == "noisymdp" else METRICS
 
 
 def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, float, float]]:
     name, seed, env = job
     from firepbt.tasks.ppo import PPO
 
-    kind, lr0 = SCHEDULES[name]
-    env_id, steps, _ = ENVS[env]
-    extra = {} if env == "cartpole" else {"env": env_id, "initial_score": -500.0}  # as rl.py
+    kind, lr0 = schedules(env)[name]
+    _, steps, _ = ENVS[env]
     net = PPO(seed, num_envs=NUM_ENVS, rollout=ROLLOUT, epochs=2, minibatches=2,
-              test_episodes=REPLAY_EPISODES, **extra)  # fmt: skip
+              test_episodes=REPLAY_EPISODES, **EXTRA[env])  # fmt: skip
     for i in range(steps):
         net.train(1, {"lr": lr_at(kind, lr0, i, steps), "ent_coef": ENT})
+    if env == "noisymdp":
+        return name, seed, (net.test("expected"), net.test("sampled"), net.test("greedy"))
     return name, seed, (net.test("sampled"), net.test("greedy"), net.test("greedy", 2000))
 
 
@@ -95,30 +128,32 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= args.seeds <= len(REPLAY_SEEDS):
         p.error(f"--seeds: between 2 and {len(REPLAY_SEEDS)}")
     seeds = REPLAY_SEEDS[: args.seeds]
-    jobs = [(name, s, args.env) for name in SCHEDULES for s in seeds]
+    table = schedules(args.env)
+    jobs = [(name, s, args.env) for name in table for s in seeds]
     t0 = time.time()
     got: dict[str, dict[int, tuple[float, float, float]]] = {}
     with ProcessPoolExecutor(args.procs) as pool:
         for name, seed, values in pool.map(_one, jobs):
             got.setdefault(name, {})[seed] = values
     rows: dict[str, Any] = {}
-    print("| schedule | sampled policy | greedy policy | greedy, cap 2000 |")
+    names = metrics(args.env)
+    print("| schedule | " + " | ".join(names) + " |")
     print("|---|---:|---:|---:|")
-    for name in SCHEDULES:
+    for name in table:
         rows[name] = {}
-        for k, metric in enumerate(METRICS):
+        for k, metric in enumerate(names):
             values = [got[name][s][k] for s in seeds]
             rows[name][metric] = values
             rows[name][f"{metric}_summary"] = summary(values)
-        cells = [rows[name][f"{m}_summary"] for m in METRICS]
+        cells = [rows[name][f"{m}_summary"] for m in names]
         print(
             f"| {name} | " + " | ".join(f"{c['mean']:.1f} ± {c['sem']:.1f}" for c in cells) + " |"
         )
     best = {}
     for family in ("constant", "linear", "step"):
-        names = [n for n in SCHEDULES if SCHEDULES[n][0] == family]
-        for metric in METRICS:
-            top = max(names, key=lambda n: rows[n][f"{metric}_summary"]["mean"])
+        family_names = [n for n in table if table[n][0] == family]
+        for metric in names:
+            top = max(family_names, key=lambda n: rows[n][f"{metric}_summary"]["mean"])
             best[f"{family}/{metric}"] = {"schedule": top, **rows[top][f"{metric}_summary"]}
     for k, v in best.items():
         print(f"best {k}: {v['schedule']}: {v['mean']:.1f} ± {v['sem']:.1f}")

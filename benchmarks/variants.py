@@ -21,6 +21,9 @@ PAPER: dict[str, Any] = {
     "greedy_sources": False,
     "greedy_finish": 0.0,
     "eval_stop": 0.0,
+    "parent_perturb_power": 1.0,
+    "parent_freeze": 0.0,
+    "rank_freed_parents": False,
 }
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
@@ -39,6 +42,11 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "stop10": lambda m: {"eval_stop": 0.1},
     "stop20": lambda m: {"eval_stop": 0.2},
     "stop30": lambda m: {"eval_stop": 0.3},
+    # the third pass: the parents' learning rates (benchmarks/nqm_diagnose.py)
+    "perturb2": lambda m: {"parent_perturb_power": 2.0},
+    "freeze30": lambda m: {"parent_freeze": 0.3},
+    "freeze50": lambda m: {"parent_freeze": 0.5},
+    "rankfreed": lambda m: {"rank_freed_parents": True},
     # issue 12 item 3: the GP approximation (refit after 25% growth) on the suite rows
     "refit25": lambda m: {"gp_refit": 0.25},
     # the paper's own knobs, for the ablation of the second pass (benchmark values: p_stat

@@ -29,7 +29,8 @@ def scripted(d, steps=range(10, 401, 10)):
 def test_explicit_paper_values_change_nothing():
     a = fire(seed=3)
     b = fire(seed=3, parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0,
-             greedy_finish=0.0, eval_stop=0.0)  # fmt: skip
+             greedy_finish=0.0, eval_stop=0.0, parent_perturb_power=1.0, parent_freeze=0.0,
+             rank_freed_parents=False)  # fmt: skip
     assert scripted(a) == scripted(b)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
 
@@ -226,3 +227,63 @@ def test_greedy_sources_lets_p1_copy_parents_as_good_by_q(greedy):
             assert d.workers[4].hparams == h4 and d.workers[4].latest == 50.0
             assert d.workers[0].latest == 50.0
     assert picked == ({1, 4} if greedy else {1})
+
+
+def test_parent_perturb_power_raises_the_parents_factors_and_leaves_p1_alone():
+    d = fire(seed=5, parent_perturb_power=2.0)
+    h = {"lr": 0.1}
+    twin = np.random.default_rng(5)
+    twin.bit_generator.state = d.rng.bit_generator.state
+    got = d.explored(d.workers[4], h)  # P_2: the same draw, the factor squared
+    assert got == SPACE.explore(h, twin, 2.0)
+    assert round(got["lr"], 6) in (0.025, 0.064, 0.15625, 0.4)
+    assert d.explored(d.workers[0], h) == SPACE.explore(h, twin)  # P_1: the paper's
+    seen = {round(d.explored(d.workers[5], h)["lr"], 6) for _ in range(100)}
+    assert seen == {0.025, 0.064, 0.15625, 0.4}
+
+
+@pytest.mark.parametrize(
+    "freeze, member, step, protected",
+    [(0.0, 4, 9000, False), (0.3, 4, 6990, False), (0.3, 4, 7000, True), (0.3, 0, 9000, False)],
+)
+def test_parent_freeze_protects_parents_in_the_last_fraction(freeze, member, step, protected):
+    d = fire(parent_freeze=freeze)  # steps = 10,000
+    d.workers[member].step = step
+    assert d.protected(d.workers[member]) is protected
+
+
+def test_parent_freeze_still_replaces_a_diverged_parent():
+    d = fire(evaluators=4, parent_freeze=0.5)
+    report(d, 6000, {**P1_SCORES, **P2_SCORES})
+    d.on_ready(range(12))  # evaluators on P_2's members
+    report(d, 6100, {**P1_SCORES, 4: 45.0, 5: 44.0, 6: float("nan"), 7: 43.0})
+    moves = exploits(d.on_ready(range(8)))
+    assert [dst for dst, _ in moves if dst >= 4] == [6]
+
+
+@pytest.mark.parametrize("rank_freed", [False, True])
+def test_rank_freed_parents_keeps_a_stopped_evaluators_parent_in_phi(rank_freed):
+    d = fire(evaluators=4, rank_freed_parents=rank_freed)
+    report(d, 10, {**P1_SCORES, **P2_SCORES})
+    cmds = d.on_ready([4, 5, 6, 7])
+    assert sorted(c.parent for c in cmds if isinstance(c, Assign)) == [4, 5, 6, 7]
+    target = d.workers[1]
+    target.curve = Curve(np.arange(12) * 10, 40.0 + np.arange(12.0))
+    for e in d.evaluators():  # every one evaluates against member 1's curve
+        assert e.target == 1
+        if e.parent == 4:  # far below the target's start after max_eval_steps: stops
+            e.curve, e.trained = Curve(np.arange(12) * 10, np.full(12, 5.0)), 110
+        else:  # the target's own curve, just assigned: continues (p = 1 <= 1.01)
+            e.curve, e.trained = Curve(target.curve.steps, target.curve.scores), 0
+    parent_of = {e.id: e.parent for e in d.evaluators()}
+    ranked = []
+    fitness = d.fitness
+    d.fitness = lambda subpop: ranked.append((subpop, sorted(fitness(subpop)))) or fitness(subpop)
+    cmds = d.on_ready(range(12))
+    stopped = [c.evaluator for c in cmds if isinstance(c, Free) and c.reason == "stop"]
+    assert [parent_of[e] for e in stopped] == [4]
+    phi = [ids for subpop, ids in ranked if subpop == 2]
+    assert phi == ([[4, 5, 6, 7]] if rank_freed else [[5, 6, 7]])
+    # four ranked: one loser (member 4, the stopped one's parent); three: nobody exploits
+    assert [dst for dst, _ in exploits(cmds) if dst >= 4] == ([4] if rank_freed else [])
+    assert d._freed_curves == {}  # only for this ready point

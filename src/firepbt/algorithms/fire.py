@@ -39,6 +39,18 @@ default after the first 5-seed sweep; ``benchmarks/RESULTS.md``):
   member, whatever its sub-population, is ranked by Q in one truncation selection
   (one greedy PBT): an improvement rate measured now can no longer pay off before the
   end, and only the final score counts.
+- ``parent_perturb_power`` (:meth:`FirePBT.explored`): a parent member's explore raises
+  each ``perturb`` factor to this power (2: [0.25, 0.64, 1.56, 4]), so a parent
+  sub-population moves its hyperparameters faster (the third pass found the parents'
+  learning rates too low in the first half of NQM's training).
+- ``parent_freeze`` (:meth:`FirePBT.protected`): in this last fraction of the budget no
+  parent member loses an evolution event (a diverged one still does): their late
+  selection, measured with evaluators at P_1's small late learning rates, moves the
+  parents' rates down.
+- ``rank_freed_parents`` (:meth:`FirePBT.fitness`): a parent whose evaluator stopped or
+  succeeded at this ready point's checks is still in Φ for this ready point's
+  exploit-and-explore, on the evaluator's final curve (with the checks first, Φ is often
+  below the 4 members truncation needs, and the parents rarely exploit).
 
 Which of them help, on which benchmark, is measured in ``benchmarks/RESULTS.md``.
 """
@@ -96,6 +108,9 @@ class FirePBT(FireDepartures):
         greedy_sources: bool = False,
         greedy_finish: float = 0.0,
         eval_stop: float = 0.0,
+        parent_perturb_power: float = 1.0,
+        parent_freeze: float = 0.0,
+        rank_freed_parents: bool = False,
         gp_refit: float = 0.0,
         gp_workers: int = 1,
     ) -> None:
@@ -119,6 +134,10 @@ class FirePBT(FireDepartures):
         self.greedy_sources = greedy_sources
         self.greedy_finish = greedy_finish
         self.eval_stop = eval_stop
+        self.parent_perturb_power = parent_perturb_power
+        self.parent_freeze = parent_freeze
+        self.rank_freed_parents = rank_freed_parents
+        self._freed_curves: dict[int, Curve] = {}
         self._last_link = [0] * (
             len(subpopulations) + 1
         )  # per parent P_i: step of last success/reseed
@@ -148,10 +167,16 @@ class FirePBT(FireDepartures):
     def fitness(self, subpop: int) -> dict[int, float]:
         if subpop == 1:
             return super().fitness(subpop)
-        phi = [w for w in self.members(subpop) if w.evaluator is not None]
+        # Φ: the members with an evaluator now (and, with rank_freed_parents, those whose
+        # evaluator this ready point's checks freed, on its final curve)
+        freed = self._freed_curves if self.rank_freed_parents else {}
+        phi = [w for w in self.members(subpop) if w.evaluator is not None or w.id in freed]
         ids = [w.id for w in phi]
         curves = [
-            self.floored(self.workers[w.evaluator].curve) for w in phi if w.evaluator is not None
+            self.floored(
+                self.workers[w.evaluator].curve if w.evaluator is not None else freed[w.id]
+            )
+            for w in phi
         ]
         diffs = self._pair_diffs(subpop, ids, curves)
         cache = self._pair_cache[subpop]
@@ -242,6 +267,7 @@ class FirePBT(FireDepartures):
         if self.reseed_after > 0:
             self.reseed_stalled(ready_members, cmds)
         self.exploit(ready_members, cmds)
+        self._freed_curves = {}
         self.assign_free(cmds)
         return cmds
 
@@ -306,6 +332,8 @@ class FirePBT(FireDepartures):
     def free(self, evaluator: int, reason: str, cmds: list[Command]) -> None:
         """Release ``evaluator`` from its parent and target, appending a :class:`Free` command."""
         e = self.workers[evaluator]
+        if self.rank_freed_parents and reason in ("stop", "success") and e.parent is not None:
+            self._freed_curves[e.parent] = e.curve  # ranked at this ready point still
         if self.gp_workers > 1:
             cancel_fits([e.curve])  # its curve is compared no more (if not started: no cost)
         if e.parent is not None:

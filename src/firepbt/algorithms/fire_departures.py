@@ -2,7 +2,8 @@
 
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
 false``, ``protect_steps = 0``, ``eval_patience = 1``, ``reseed_after = 0``,
-``greedy_finish = 0``, ``eval_stop = 0``) each hook
+``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power = 1``, ``parent_freeze =
+0``, ``rank_freed_parents = false``) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
 paper's algorithm (``tests/test_fire_departures.py``). Why each exists and what the seed
 sweeps measured: README "Departures from the paper", ``benchmarks/RESULTS.md``.
@@ -27,6 +28,9 @@ class FireDepartures(PBT):
     parent_resample: float
     greedy_sources: bool
     eval_stop: float = 0.0  # class default: deciders pickled before the setting existed
+    parent_perturb_power: float = 1.0  # class defaults: the same, for the third pass's
+    parent_freeze: float = 0.0
+    rank_freed_parents: bool = False
     greedy_finish: float = 0.0  # class default: deciders pickled before the setting existed
     steps: int
     protect_steps: int
@@ -73,6 +77,9 @@ class FireDepartures(PBT):
         if dst.subpop >= 2 and self.parent_resample > 0 and not finishing:
             if self.rng.random() < self.parent_resample:
                 return self.space.sample(self.rng)
+        if dst.subpop >= 2 and self.parent_perturb_power != 1.0 and not finishing:
+            # parent_perturb_power: the same draws, each factor raised to the power
+            return self.space.explore(hparams, self.rng, self.parent_perturb_power)
         return super().explored(dst, hparams)
 
     def sources(self, subpop: int, top: list[int]) -> list[int]:
@@ -94,7 +101,15 @@ class FireDepartures(PBT):
 
     def protected(self, member: Worker) -> bool:
         """``protect_steps``: a member that received an evaluator's weights does not lose
-        an evolution event until it has trained this many steps on them."""
+        an evolution event until it has trained this many steps on them.
+        ``parent_freeze``: in the last fraction ``parent_freeze`` of the budget no parent
+        member does (a diverged one still copies: :meth:`exploit_group`)."""
+        if (
+            self.parent_freeze > 0
+            and member.subpop >= 2
+            and member.step >= self.steps * (1.0 - self.parent_freeze)
+        ):
+            return True
         until = self._protected_until.get(member.id)
         if until is None:
             return False

@@ -349,7 +349,16 @@ def _departures(f: Fields) -> dict[str, Any]:
     stop = f.get("eval_stop", float, 0.0)
     if not 0 <= stop < 1:
         raise ConfigError(f"algorithm.eval_stop: must be in [0, 1) (0: off), got {stop}")
+    power = f.get("parent_perturb_power", float, 1.0)
+    if not power > 0:
+        raise ConfigError(f"algorithm.parent_perturb_power: must be > 0 (1: off), got {power}")
+    freeze = f.get("parent_freeze", float, 0.0)
+    if not 0 <= freeze < 1:
+        raise ConfigError(f"algorithm.parent_freeze: must be in [0, 1) (0: off), got {freeze}")
     return {
+        "parent_perturb_power": float(power),
+        "parent_freeze": float(freeze),
+        "rank_freed_parents": f.get("rank_freed_parents", bool, False),
         "eval_stop": float(stop),
         "greedy_finish": float(finish),
         "parent_resample": float(resample),

@@ -65,6 +65,9 @@ class FireSettings:
     greedy_sources: bool = False  # P_1's losers may copy parents' members as good by Q
     eval_stop: float = 0.0  # no evaluator assigned in this last fraction of the steps
     greedy_finish: float = 0.0  # last fraction of the steps: all members ranked by Q at once
+    parent_perturb_power: float = 1.0  # parents' explore factors raised to this power
+    parent_freeze: float = 0.0  # last fraction of the steps: parents lose no evolution event
+    rank_freed_parents: bool = False  # Φ keeps parents whose evaluator was freed this round
     # GP hyperparameters are refitted once a curve has grown by this fraction since its
     # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
     # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)

@@ -286,8 +286,13 @@ class SearchSpace(Mapping[str, Param]):
         """The prior: uniform (log-uniform) over the full bounds, or over all choices."""
         return {name: _draw(p, rng, prior=True) for name, p in self._params.items()}
 
-    def explore(self, hparams: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-        """A perturbed copy of ``hparams`` (validated first); see the module docstring."""
+    def explore(
+        self, hparams: Mapping[str, Any], rng: np.random.Generator, power: float = 1.0
+    ) -> dict[str, Any]:
+        """A perturbed copy of ``hparams`` (validated first); see the module docstring.
+        ``power`` raises each drawn ``perturb`` factor to that power (1: the factors as
+        given; 2 turns [0.5, 0.8, 1.25, 2] into [0.25, 0.64, 1.5625, 4]) with the same
+        random draws."""
         self.validate(hparams)
         out: dict[str, Any] = {}
         for name, p in self._params.items():
@@ -301,7 +306,7 @@ class SearchSpace(Mapping[str, Param]):
                     j = 2 * i - j if n > 1 else i
                 out[name] = p.choices[j]
             else:
-                factor = p.perturb[int(rng.integers(len(p.perturb)))]
+                factor = p.perturb[int(rng.integers(len(p.perturb)))] ** power
                 if isinstance(p, Int):
                     out[name] = _clip(math.floor(int(v) * factor + 0.5), p.low, p.high)
                 else:

@@ -56,6 +56,9 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         greedy_sources=a.greedy_sources,
         greedy_finish=a.greedy_finish,
         eval_stop=a.eval_stop,
+        parent_perturb_power=a.parent_perturb_power,
+        parent_freeze=a.parent_freeze,
+        rank_freed_parents=a.rank_freed_parents,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
     )

@@ -3,8 +3,9 @@
 One firepbt *step* is one PPO iteration: ``rollout`` environment steps in each of
 ``num_envs`` vectorised environments (``env``: CartPole-v1 by default, on gymnasium's
 numpy ``CartPoleVectorEnv``; any other discrete-action environment id, such as
-``"Acrobot-v1"``, on gymnasium's synchronous vector env),
-then ``epochs`` passes of clipped-objective minibatch updates (Adam). The tuned
+``"Acrobot-v1"``, on gymnasium's synchronous vector env; ``"NoisyMDP"``, the random
+tabular MDP with noisy rewards of :mod:`firepbt.tasks.noisy_mdp`, its settings in
+``env_args``), then ``epochs`` passes of clipped-objective minibatch updates (Adam). The tuned
 hyperparameters are ``lr`` (Adam's learning rate) and ``ent_coef`` (the entropy bonus).
 
 Q (:meth:`PPO.evaluate`, maximised) is the mean undiscounted return of the last
@@ -56,6 +57,7 @@ class PPO:
         test_episodes: int = 8,
         env: str = "CartPole-v1",
         initial_score: float = 0.0,
+        env_args: dict[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -74,6 +76,9 @@ class PPO:
         )
         self.num_envs = int(num_envs)
         self.env_id = str(env)
+        self.env_args = dict(env_args or {})
+        if self.env_args and self.env_id != "NoisyMDP":
+            raise ValueError(f"env_args: only for env 'NoisyMDP', not {env!r}")
         self.initial_score = float(initial_score)
         self.env = self._make_env(self.num_envs)
         space = self.env.single_action_space
@@ -115,6 +120,10 @@ class PPO:
             from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
             return CartPoleVectorEnv(num_envs=n, max_episode_steps=max_episode_steps or 500)
+        if self.env_id == "NoisyMDP":
+            from firepbt.tasks.noisy_mdp import NoisyMDPVectorEnv
+
+            return NoisyMDPVectorEnv(n, max_episode_steps=max_episode_steps, **self.env_args)
         import functools
 
         import gymnasium
@@ -232,10 +241,13 @@ class PPO:
         (``"greedy"``: the most probable action) or of the policy itself (``"sampled"``:
         actions drawn from it with a fixed-seed generator, so the result is deterministic),
         episodes cut at ``max_episode_steps`` (the environment's own limit by default: 500
-        for CartPole-v1 and Acrobot-v1)."""
-        if policy not in ("greedy", "sampled"):
-            raise ValueError(f"policy: 'greedy' or 'sampled', not {policy!r}")
+        for CartPole-v1 and Acrobot-v1). ``"expected"``: the policy's exact expected
+        return, on an environment that computes it (``NoisyMDP``)."""
+        if policy not in ("greedy", "sampled", "expected"):
+            raise ValueError(f"policy: 'greedy', 'sampled' or 'expected', not {policy!r}")
         torch = self.torch
+        if policy == "expected":
+            return self._expected_return()
         n = self.cfg["test_episodes"]
         env = self._make_env(n, max_episode_steps)
         obs, _ = env.reset(seed=12345)
@@ -253,6 +265,18 @@ class PPO:
                 total += reward * alive
                 alive &= ~np.logical_or(term, trunc)
         return float(total.mean())
+
+    def _expected_return(self) -> float:
+        """The exact expected episode return of the policy (sampled actions), for an
+        environment that computes it (``NoisyMDP``: no episode-sampling noise)."""
+        if not hasattr(self.env, "expected_return"):
+            raise ValueError(
+                f"policy: 'expected' needs an environment that computes it, not {self.env_id!r}"
+            )
+        eye = np.eye(self.obs_dim, dtype=np.float32)  # every (one-hot) state
+        with self.torch.no_grad():
+            probs = self._policy(eye).probs.numpy()
+        return float(self.env.expected_return(probs))
 
     def state_dict(self) -> dict[str, Any]:
         return copy.deepcopy(
