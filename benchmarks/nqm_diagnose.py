@@ -94,6 +94,19 @@ def diagnose(run: Path) -> dict[str, Any]:
     def loss(pieces: list[tuple[int, float, int]]) -> float:
         return final_loss([(n, lr) for n, lr, _ in pieces], dim=dim, batch_size=batch)
 
+    half = int(result["steps"]) // 2
+
+    def scaled(pieces: list[tuple[int, float, int]], f: float, part: str) -> float:
+        """Loss with the rates of ``pieces`` (the parents' phase) times ``f`` (clipped):
+        all of them, or only those in the first / second half of training."""
+        out = []
+        for n, lr, s in pieces:
+            cut = [(n, s)] if not s < half < s + n else [(half - s, s), (s + n - half, half)]
+            for m, start in cut:
+                hit = part == "all" or (part == "first") == (start < half)
+                out.append((m, min(high, lr * f) if hit else lr, start))
+        return loss(out + after)
+
     if t is None:  # nothing to split: the network trained in P_1 all along
         before, after = [], segs
     else:
@@ -103,9 +116,9 @@ def diagnose(run: Path) -> dict[str, Any]:
         "replay_test": result["replay"]["test"],
         "as_found": loss(segs),
         "transfer_step": t,
-        "scaled": {
-            str(f): loss([(n, min(high, lr * f), s) for n, lr, s in before] + after) for f in SCALES
-        },
+        "scaled": {str(f): scaled(before, f, "all") for f in SCALES},
+        "scaled_first_half": {str(f): scaled(before, f, "first") for f in SCALES},
+        "scaled_second_half": {str(f): scaled(before, f, "second") for f in SCALES},
         # the same phase before the transfer, then one constant rate (the best of a grid)
         "ending": min(loss(before + [(n, e, s) for n, _, s in after]) for e in ENDINGS)
         if before and after
@@ -138,7 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         summary = {
             "runs": len(rows),
             "as_found": mean(v["as_found"] for v in rows.values()),
-            **{f"scaled {f}": mean(v["scaled"][str(f)] for v in rows.values()) for f in SCALES},
+            **{
+                f"scaled {f}{label}": mean(v[key][str(f)] for v in rows.values())
+                for key, label in (
+                    ("scaled", ""),
+                    ("scaled_first_half", ", first half only"),
+                    ("scaled_second_half", ", second half only"),
+                )  # fmt: skip
+                for f in SCALES
+            },
             "best ending": mean(
                 v["ending"] if v["ending"] is not None else v["as_found"] for v in rows.values()
             ),

@@ -174,3 +174,31 @@ def test_variant_names_are_safe_in_run_directory_names():
     from benchmarks import variants
 
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+", name) for name in variants.VARIANTS)
+
+
+def test_nqm_diagnose_recomputes_the_replay_and_splits_at_the_parent_lineage(tmp_path):
+    """benchmarks/nqm_diagnose.py: the schedule as found gives the run's replay loss
+    exactly; rates after the transfer (P_1's phase) are never scaled; no runs: exit 2."""
+    out = tmp_path / "sweep"
+    args = ["--quick", "--only", "nqm-noise", "--seeds", "0,1", "--methods", "fire@paper",
+            "--variants", "paper", "--out", str(out), "--no-report"]  # fmt: skip
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = tmp_path / "diag.json"
+    cmd = [sys.executable, "-m", "benchmarks.nqm_diagnose", "--out", str(out), "--method",
+           "fire@paper", "--only", "nqm-noise", "--results", str(results)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(results.read_text())["benchmarks"]["nqm-noise"]["runs"]
+    assert len(runs) == 2
+    for r in runs.values():
+        assert r["as_found"] == pytest.approx(r["replay_test"], rel=1e-12)
+        if r["transfer_step"] is None:  # no parent phase: nothing to scale
+            assert set(r["scaled"].values()) == {r["as_found"]}
+        for f in r["scaled"]:  # scaling only the first or second half of it, or all
+            if r["scaled_first_half"][f] == r["as_found"]:
+                assert r["scaled"][f] == r["scaled_second_half"][f]
+    proc = subprocess.run([*cmd[:4], str(tmp_path / "empty"), *cmd[5:]], cwd=ROOT, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "no finished fire@paper runs" in proc.stderr
