@@ -350,10 +350,10 @@ def render_sweep(b: Benchmark, r: dict[str, Any], path: Path) -> Path:
     )
     ax.set_ylabel(f"replay {b.test}")
     ax.set_title(f"{b.title}\nper seed; solid line: median, dotted: mean", fontsize=9)
-    if r["references"]:
-        ax.legend(fontsize=7)
+    if r["references"]:  # below the axes: inside, "best" can still cover a column's points
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
