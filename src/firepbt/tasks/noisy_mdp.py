@@ -104,9 +104,8 @@ class NoisyMDPVectorEnv:
         """Exact expected episode return of the stationary policy ``probs[s, a]`` from a
         uniform start state."""
         probs = np.asarray(probs, dtype=np.float64)
-        d = np.full(self.n_states, 1.0 / self.n_states)
+        d = np.full(self.n_states, 1.0 / self.n_states)  # the state distribution at step t
         total = 0.0
-        flow = d[:, None] * probs
         for _ in range(self.horizon):
             flow = d[:, None] * probs
             total += float((flow * self.mean_reward).sum())
