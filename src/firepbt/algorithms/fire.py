@@ -41,8 +41,9 @@ default after the first 5-seed sweep; ``benchmarks/RESULTS.md``):
   end, and only the final score counts.
 - ``parent_perturb_power`` (:meth:`FirePBT.explored`): a parent member's explore raises
   each ``perturb`` factor to this power (2: [0.25, 0.64, 1.56, 4]), so a parent
-  sub-population moves its hyperparameters faster (the third pass found the parents'
-  learning rates too low in the first half of NQM's training).
+  sub-population moves its hyperparameters faster (the fourth pass found the parents'
+  learning rates too low in the first half of NQM's training; 2 helps there and costs
+  on PPO).
 - ``parent_freeze`` (:meth:`FirePBT.protected`): in this last fraction of the budget no
   parent member loses an evolution event (a diverged one still does): their late
   selection, measured with evaluators at P_1's small late learning rates, moves the
