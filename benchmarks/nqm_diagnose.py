@@ -46,15 +46,17 @@ def _lineage_transfer(events: list[dict[str, Any]], member: int, step: int) -> i
     sub-population: the evaluator assignment (a copy from a parent member to an
     evaluator, which then trains them at the child's rates) in its lineage. None: the
     network never came from a parent sub-population."""
-    copies = [e for e in events if e["ev"] == "copy"]
-    by_net = {e["net"]: e for e in copies}
-    into = [e for e in copies if e["dst"] == member and e["step"] <= step]
-    net = into[-1]["net"] if into else member  # a fresh network's id is its worker's
-    while net in by_net:
-        e = by_net[net]
-        if e["reason"] == "assign":
-            return int(e["step"])
-        net = e["src_net"]
+    from firepbt.runner.lineage import Lineage
+
+    (net,) = {
+        e["net"]
+        for e in events
+        if e["ev"] == "result" and (e["worker"], e["step"]) == (member, step)
+    }
+    made_by = {e["net"]: e for e in events if e["ev"] == "copy"}  # the copy that made each net
+    for n in Lineage.from_events(events).ancestry(net):
+        if n in made_by and made_by[n]["reason"] == "assign":
+            return int(made_by[n]["step"])
     return None
 
 

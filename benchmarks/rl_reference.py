@@ -33,6 +33,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,20 @@ METRICS = ("sampled", "greedy", "greedy_2000")
 #: NoisyMDP's episodes have a fixed length (no cap to lift); its policy's exact expected
 #: return replaces the sampled episodes' noisy mean as the first column
 METRICS_MDP = ("expected", "sampled", "greedy")
+#: how each metric measures a trained network
+MEASURE: dict[str, Callable[[Any], float]] = {
+    "sampled": lambda net: net.test("sampled"),
+    "greedy": lambda net: net.test("greedy"),
+    "greedy_2000": lambda net: net.test("greedy", 2000),
+    "expected": lambda net: net.test("expected"),
+}
 
 
 def metrics(env: str) -> tuple[str, str, str]:
     return METRICS_MDP if env == "noisymdp" else METRICS
 
 
-def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, float, float]]:
+def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, ...]]:
     name, seed, env = job
     from firepbt.tasks.ppo import PPO
 
@@ -104,9 +112,7 @@ def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, float, float
               test_episodes=REPLAY_EPISODES, **EXTRA[env])  # fmt: skip
     for i in range(steps):
         net.train(1, {"lr": lr_at(kind, lr0, i, steps), "ent_coef": ENT})
-    if env == "noisymdp":
-        return name, seed, (net.test("expected"), net.test("sampled"), net.test("greedy"))
-    return name, seed, (net.test("sampled"), net.test("greedy"), net.test("greedy", 2000))
+    return name, seed, tuple(MEASURE[m](net) for m in metrics(env))
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     table = schedules(args.env)
     jobs = [(name, s, args.env) for name in table for s in seeds]
     t0 = time.time()
-    got: dict[str, dict[int, tuple[float, float, float]]] = {}
+    got: dict[str, dict[int, tuple[float, ...]]] = {}
     with ProcessPoolExecutor(args.procs) as pool:
         for name, seed, values in pool.map(_one, jobs):
             got.setdefault(name, {})[seed] = values
