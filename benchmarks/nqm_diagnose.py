@@ -19,7 +19,7 @@ and, from every exploit inside the parent sub-populations, the log-ratio of the
 source's learning rate to the loser's (positive: selection pushes the parents' rates up),
 in the first and second half of training.
 
-    PYTHONPATH=src python -m benchmarks.nqm_diagnose --out SWEEP --method fire@eval-half
+    PYTHONPATH=src python -m benchmarks.nqm_diagnose --out SWEEP --method fire@eval-half --seeds 0-9
 
 The runs come from ``python -m benchmarks --out SWEEP --only nqm-noise nqm-exact
 --seeds 0-9 --variants eval-half --methods fire@eval-half``. Results:
@@ -35,6 +35,8 @@ import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import parse_seeds
 
 HERE = Path(__file__).resolve().parent
 SCALES = (1.2, 1.4, 2.0)
@@ -137,12 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="fire@eval-half")
     p.add_argument("--only", nargs="+", default=["nqm-noise", "nqm-exact"])
     p.add_argument("--results", type=Path, default=HERE / "results" / "nqm_diagnose.json")
+    p.add_argument("--seeds", default=None, help="only these runs, e.g. 0-9 (default: all)")
     args = p.parse_args(argv)
+    try:
+        keep = set(parse_seeds(args.seeds)) if args.seeds is not None else None
+    except ValueError as e:
+        print(f"nqm_diagnose: {e}", file=sys.stderr)
+        return 2
     report: dict[str, Any] = {"method": args.method, "benchmarks": {}}
     for bench in args.only:
         runs = sorted((args.out / bench).glob(f"{args.method}-seed*"),
                       key=lambda r: int(r.name.rsplit("seed", 1)[1]))  # fmt: skip
-        runs = [r for r in runs if (r / "result.json").exists()]
+        runs = [
+            r
+            for r in runs
+            if (r / "result.json").exists()
+            and (keep is None or int(r.name.rsplit("seed", 1)[1]) in keep)
+        ]
         if not runs:
             print(
                 f"--out: no finished {args.method} runs of {bench} in {args.out}", file=sys.stderr
