@@ -102,12 +102,21 @@ def select(benches: list[Benchmark], args: argparse.Namespace) -> list[Benchmark
         if seeds is not None:
             b.seeds = seeds
         fire = b.methods.get("fire")
-        for v in args.variants if fire is not None else []:
-            algo = fire["algorithm"]
-            b.methods[f"fire@{v}"] = {
-                **fire,
-                "algorithm": {**algo, **variants.variant(v, algo["max_eval_steps"])},
-            }
+        baselines = [m for m in b.methods if "@" not in m and not m.startswith("fire")]
+        for v in args.variants:
+            if fire is not None:
+                algo = fire["algorithm"]
+                b.methods[f"fire@{v}"] = {
+                    **fire,
+                    "algorithm": {**algo, **variants.variant(v, algo["max_eval_steps"])},
+                }
+            if variants.common(v):  # random search and PBT take it too
+                for m in baselines:
+                    cfg = b.methods[m]
+                    b.methods[f"{m}@{v}"] = {
+                        **cfg,
+                        "algorithm": {**cfg["algorithm"], **variants.common_settings(v)},
+                    }
     if args.methods:
         known = {m for b in benches for m in b.methods}
         unknown = set(args.methods) - known

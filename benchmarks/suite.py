@@ -424,7 +424,7 @@ def figures(benches: Sequence[Benchmark], report: dict[str, Any], out: Path) -> 
         fires = [m for m in b.methods if m.startswith("fire")][:2]  # Figure 4a: PBT, 2 FIREs
         for m in b.methods:
             if (
-                m == "random"
+                m.partition("@")[0] == "random"  # no hyperparameter changes to draw
                 or b.seeds[0] not in done[m]
                 or (m.startswith("fire") and m not in fires)
             ):

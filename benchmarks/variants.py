@@ -24,6 +24,14 @@ PAPER: dict[str, Any] = {
     "parent_perturb_power": 1.0,
     "parent_freeze": 0.0,
     "rank_freed_parents": False,
+    "init_sampling": "iid",
+}
+
+#: settings every algorithm takes (random search and PBT too): a variant made only of
+#: these is also run as ``pbt@<variant>`` and ``random@<variant>``, so that the
+#: baselines get the same change (the fifth pass: stratified initial draws).
+COMMON: dict[str, Callable[[int], dict[str, Any]]] = {
+    "strat": lambda m: {"init_sampling": "stratified"},
 }
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
@@ -56,7 +64,21 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "eval-quarter": lambda m: {"max_eval_steps": m // 4},
     "eval-twothirds": lambda m: {"max_eval_steps": 2 * m // 3},
     "eval-double": lambda m: {"max_eval_steps": 2 * m},
+    **COMMON,
 }
+
+
+def common(name: str) -> bool:
+    """Whether every part of variant ``name`` is a setting all algorithms take."""
+    return all(part in COMMON for part in name.split("+"))
+
+
+def common_settings(name: str) -> dict[str, Any]:
+    """The settings of a :func:`common` variant, for any algorithm."""
+    out: dict[str, Any] = {}
+    for part in name.split("+"):
+        out.update(COMMON[part](0))
+    return out
 
 
 def known(name: str) -> bool:

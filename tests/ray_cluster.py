@@ -38,19 +38,29 @@ import os, time
 class Climb:
     """Deterministic; ``delay`` seconds per train call; logs where each network lives."""
 
-    def __init__(self, seed, delay=0.02, log=None):
-        self.x, self.delay = 0.0, delay
+    def __init__(self, seed, delay=0.02, log=None, gate=None):
+        self.x, self.delay, self.gate = 0.0, delay, gate
+        import ray
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
+        self.node = node
         if log:
-            import ray
-            node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
             with open(log, "a") as f:
                 f.write(f"{os.getpid()} {node} {os.path.abspath(__file__)}\\n")
 
     def train(self, steps, hparams):
         time.sleep(self.delay)
+        while self.gate and self._held():  # the harness holds the nodes its gate names
+            time.sleep(0.05)
         lr = hparams["lr"]
         for _ in range(steps):
             self.x += lr * (1.0 - self.x) - 0.5 * lr * lr * 0.1
+
+    def _held(self):
+        try:
+            with open(self.gate) as f:
+                return self.node in f.read().split()
+        except FileNotFoundError:
+            return False
 
     def evaluate(self):
         return self.x
@@ -77,6 +87,7 @@ max_retries = 20
 [args]
 delay = {delay}
 log = "{log}"
+gate = "{gate}"
 
 [space.lr]
 kind = "log_uniform"
@@ -134,6 +145,20 @@ class Cluster:
         (pid,) = raylets() - before
         self.workers.append(pid)
         return pid
+
+
+def node_id(raylet: int) -> str:
+    """The Ray node id of the node whose raylet has this process id."""
+    args = Path(f"/proc/{raylet}/cmdline").read_bytes().split(b"\0")
+    (arg,) = [a for a in args if a.startswith(b"--node_id=")]
+    return arg.split(b"=", 1)[1].decode()
+
+
+def _lines(log: Path) -> list[str]:
+    """The lines of the networks' origin log written so far (complete lines only)."""
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if line.count(" ") >= 2]
 
 
 def results_in(events: Path) -> int:
@@ -195,6 +220,7 @@ def main() -> None:
                 slots=scenario.get("slots", 2),
                 delay=scenario.get("delay", 0.05),
                 log=log,
+                gate=work / "gate",
                 port=PORT,
                 node_wait=scenario.get("node_wait", 60),
             )
@@ -223,6 +249,8 @@ def main() -> None:
                     sockets = sh("ss", "-ltnpH").stdout
                 alive = [p for p in cluster.workers if p not in kills]
                 victim = alive[len(kills) % len(alive)]
+                if run.get("join_after_fault"):
+                    held = [node_id(p) for p in alive if p != victim]
                 os.kill(victim, signal.SIGKILL)
                 kills.append(victim)
                 report["t"].setdefault(name + "_kills", []).append(time.monotonic() - t1)
@@ -231,7 +259,24 @@ def main() -> None:
                     time.sleep(0.1)
                 report["t"][name + "_fault_seen"] = time.monotonic() - t1
                 if run.get("join_after_fault") and proc.poll() is None:
+                    # hold the surviving nodes' train calls from now until the lost slot's
+                    # replacement has built a network on the node that joins: the
+                    # surviving slot could otherwise finish the run before that node is up
+                    # (a race, seen under load) and the replacement would never run there.
+                    # Not before the loss is journalled: the controller notices it only
+                    # when it next gives the lost actor work, which a held survivor could
+                    # prevent. At that moment at most k <= 25 of the run's 300 tasks (0.05 s
+                    # each: over 10 s of work left for one slot) are done: the gate comes first.
+                    (work / "gate").write_text(" ".join(held))
+                    nodes_before = {line.split()[1] for line in _lines(log)}
                     joined.append(cluster.add_worker())  # a node joins once the loss is known
+                    deadline = time.monotonic() + scenario.get("join_timeout", 300)
+                    while proc.poll() is None and time.monotonic() < deadline:
+                        if {line.split()[1] for line in _lines(log)} - nodes_before:
+                            break  # the replacement built a network on the new node
+                        time.sleep(0.1)
+                    report["t"][name + "_replacement_on_new_node"] = time.monotonic() - t1
+                (work / "gate").unlink(missing_ok=True)
             if sockets is None and proc.poll() is None:
                 sockets = sh("ss", "-ltnpH").stdout
             stdout, stderr = proc.communicate(timeout=scenario.get("run_timeout", 600))

@@ -202,3 +202,35 @@ def test_nqm_diagnose_recomputes_the_replay_and_splits_at_the_parent_lineage(tmp
     proc = subprocess.run([*cmd[:4], str(tmp_path / "empty"), *cmd[5:]], cwd=ROOT, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and "no finished fire@paper runs" in proc.stderr
+
+
+def test_a_common_variant_runs_the_baselines_too_and_paired_compares_seed_by_seed(tmp_path):
+    """``--variants strat`` (init_sampling, a setting every algorithm takes) adds
+    ``random@strat`` and ``pbt@strat`` as well as ``fire@strat``; ``benchmarks/paired.py``
+    gives the mean of the per-seed differences of the replay scores; a bad seed list
+    is one line and exit 2."""
+    out = tmp_path / "sweep"
+    args = ["--quick", "--only", "nqm-noise", "--seeds", "0,1", "--variants", "paper", "strat",
+            "--methods", "random", "random@strat", "fire@paper", "fire@strat",
+            "--out", str(out), "--no-report"]  # fmt: skip
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def result(method, seed):
+        return json.loads((out / "nqm-noise" / f"{method}-seed{seed}" / "result.json").read_text())
+
+    assert result("random@strat", 0)["config"]["algorithm"]["init_sampling"] == "stratified"
+    assert result("random", 0)["config"]["algorithm"]["init_sampling"] == "iid"
+    assert result("fire@paper", 0)["config"]["algorithm"]["init_sampling"] == "iid"
+    assert result("fire@strat", 0)["config"]["algorithm"]["init_sampling"] == "stratified"
+    cmd = [sys.executable, "-m", "benchmarks.paired", "--out", str(out), "--base", "fire@paper",
+           "--methods", "fire@strat", "--only", "nqm-noise"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    diffs = [result("fire@strat", s)["replay"]["test"] - result("fire@paper", s)["replay"]["test"]
+             for s in (0, 1)]  # fmt: skip
+    assert f"paired {statistics.fmean(diffs):+.4f} ± " in proc.stdout, proc.stdout
+    proc = subprocess.run([*cmd, "--exclude", "1-0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

@@ -57,6 +57,24 @@ def test_departures_from_the_paper_default_off_and_round_trip():
     assert Config.from_dict(c.to_dict()) == c
 
 
+@pytest.mark.parametrize("algo", [
+    {"name": "fire", "subpopulation_size": 4, "evaluators": 3, "max_eval_steps": 100},
+    {"name": "pbt", "population": 8},
+    {"name": "random", "population": 8},
+])  # fmt: skip
+def test_init_sampling_for_every_algorithm(algo):
+    # FIRE PBT stratifies by default (issue 11, fifth pass); PBT and random search keep
+    # i.i.d. draws unless asked
+    default = "stratified" if algo["name"] == "fire" else "iid"
+    assert Config.from_dict(with_("algorithm", algo)).algorithm.init_sampling == default
+    other = "iid" if default == "stratified" else "stratified"
+    c = Config.from_dict(with_("algorithm", dict(algo, init_sampling=other)))
+    assert c.algorithm.init_sampling == other
+    assert Config.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match=r"^algorithm.init_sampling: must be one of"):
+        Config.from_dict(with_("algorithm", dict(algo, init_sampling="sobol")))
+
+
 def test_default_evaluators_are_three_quarters_of_the_parents():
     c = Config.from_dict(
         with_("algorithm", {"name": "fire", "subpopulations": 3, "max_eval_steps": 100})
@@ -107,6 +125,11 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.parent_perturb_power", 0, "algorithm.parent_perturb_power: must be > 0"),
         ("algorithm.parent_freeze", 1.0, "algorithm.parent_freeze: must be in [0, 1)"),
         ("algorithm.rank_freed_parents", 2, "algorithm.rank_freed_parents: expected bool"),
+        (
+            "algorithm.init_sampling",
+            "lhs",
+            "algorithm.init_sampling: must be one of iid, stratified",
+        ),
     ],
 )
 def test_bad_fields_are_named(path, value, field):

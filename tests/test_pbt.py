@@ -103,3 +103,31 @@ def test_same_seed_same_decisions():
 
     assert decisions(3) == decisions(3)
     assert decisions(3) != decisions(4)
+
+
+def test_stratified_start_spreads_every_subpopulation_over_the_prior():
+    # init_sampling = "stratified" (issue 11): each sub-population's learning rates hold
+    # one draw in each of its size's equal slices of the log-range, whatever the seed
+    for seed in range(30):
+        d = PBT(SPACE, np.random.default_rng(seed), subpopulations=[8, 8],
+                init_sampling="stratified")  # fmt: skip
+        cmds = d.start()
+        assert [c.worker for c in cmds] == list(range(16))
+        for sub in (range(8), range(8, 16)):
+            lrs = [cmds[i].hparams["lr"] for i in sub]
+            slices = sorted(min(int(math.log(v / 0.01) / math.log(100) * 8), 7) for v in lrs)
+            assert slices == list(range(8))
+
+
+def test_iid_start_is_the_default_and_can_leave_a_region_empty():
+    # the failure mode stratification removes: some seed puts no member of a
+    # sub-population of 8 in the top quarter of the log-range
+    def top_empty(seed, how):
+        d = PBT(SPACE, np.random.default_rng(seed), subpopulations=[8], init_sampling=how)
+        return all(c.hparams["lr"] < 10**-0.5 for c in d.start())
+
+    assert any(top_empty(s, "iid") for s in range(200))
+    assert not any(top_empty(s, "stratified") for s in range(200))
+    default = PBT(SPACE, np.random.default_rng(5), subpopulations=[8]).start()
+    iid = PBT(SPACE, np.random.default_rng(5), subpopulations=[8], init_sampling="iid").start()
+    assert [c.hparams for c in default] == [c.hparams for c in iid]

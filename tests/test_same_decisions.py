@@ -24,6 +24,9 @@ from firepbt.config import load_config
 # had parent_resample = 0.25 (a departure that changes decisions by design), so the FIRE
 # cases pin the paper's value (the default again since the second sweep).
 PAPER = "algorithm.parent_resample=0"
+# ... and i.i.d. initial draws (the paper's; "stratified" has been the default since the
+# fifth pass of issue 11, a departure that changes the draws by design).
+IID = 'algorithm.init_sampling="iid"'
 # ... and the bundled config's max_eval_steps was 300 when they were made (150 since the
 # second sweep), so every FIRE case pins that too.
 MAX_EVAL_300 = "algorithm.max_eval_steps=300"
@@ -31,12 +34,12 @@ MAX_EVAL_300 = "algorithm.max_eval_steps=300"
 CASES = {
     "fire-sync": (
         "nqm-fire",
-        ["args.dim=100", "steps=1500", PAPER, MAX_EVAL_300],
+        ["args.dim=100", "steps=1500", PAPER, IID, MAX_EVAL_300],
         "aee7c2b1dfc59567",
     ),
     "fire-async": (
         "nqm-fire",
-        ["args.dim=100", "steps=1000", 'mode="async"', PAPER, MAX_EVAL_300],
+        ["args.dim=100", "steps=1000", 'mode="async"', PAPER, IID, MAX_EVAL_300],
         "b68adf6b4472e6c5",
     ),
     "fire4": (
@@ -48,6 +51,7 @@ CASES = {
             "algorithm.subpopulation_size=16",
             "algorithm.evaluators=36",
             PAPER,
+            IID,
             MAX_EVAL_300,
         ],
         "6e4ea0b9a8129893",
@@ -62,6 +66,7 @@ CASES = {
             "algorithm.evaluators=18",
             'mode="async"',
             PAPER,
+            IID,
             MAX_EVAL_300,
         ],
         "92b934fe49a41e44",

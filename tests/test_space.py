@@ -253,3 +253,56 @@ def test_validate_and_explore_reject_bad_hparams(hparams: dict[str, Any], prefix
         with pytest.raises(SpaceError) as info:
             call(hparams)
         assert str(info.value).startswith(prefix), str(info.value)
+
+
+def _slices(values: list[float], low: float, high: float, n: int, log: bool) -> list[int]:
+    """The index of the equal-probability slice of [low, high] each value falls in."""
+    f = (lambda v: math.log(v)) if log else (lambda v: v)
+    return sorted(min(int((f(v) - f(low)) / (f(high) - f(low)) * n), n - 1) for v in values)
+
+
+@pytest.mark.parametrize("n", [1, 4, 8, 13])
+def test_stratified_draws_put_one_in_every_slice(n: int) -> None:
+    # issue 11: i.i.d. draws left a parent sub-population of 8 entirely in the lowest
+    # third of the learning rate's log-range; a Latin hypercube cannot
+    space = SearchSpace(
+        {
+            "lr": LogUniform(0.01, 1.0),
+            "wd": Uniform(-1.0, 3.0),
+            "m": LogUniform(1e-4, 1.0, init=(0.1, 0.5)),
+        }
+    )
+    for seed in range(20):
+        draws = space.sample_stratified(n, rng(seed))
+        assert len(draws) == n
+        for d in draws:
+            space.validate(d)
+        assert _slices([d["lr"] for d in draws], 0.01, 1.0, n, log=True) == list(range(n))
+        assert _slices([d["wd"] for d in draws], -1.0, 3.0, n, log=False) == list(range(n))
+        assert _slices([d["m"] for d in draws], 0.1, 0.5, n, log=True) == list(range(n))
+
+
+def test_stratified_draws_pair_slices_independently_and_by_seed() -> None:
+    space = SearchSpace({"a": Uniform(0.0, 1.0), "b": Uniform(0.0, 1.0)})
+    draws = space.sample_stratified(16, rng(3))
+    assert draws == space.sample_stratified(16, rng(3))
+    assert draws != space.sample_stratified(16, rng(4))
+    # the slices of a and b are matched by independent permutations, not in lockstep
+    pairs = [(int(d["a"] * 16), int(d["b"] * 16)) for d in draws]
+    assert any(i != j for i, j in pairs)
+
+
+def test_stratified_draws_balance_integers_and_choices() -> None:
+    space = SearchSpace(
+        {"k": Int(1, 3), "opt": Choice(("sgd", "adam", "lion", "rms"), init=("sgd", "adam"))}
+    )
+    draws = space.sample_stratified(7, rng(0))
+    counts_k = [sum(d["k"] == v for d in draws) for v in (1, 2, 3)]
+    assert sorted(counts_k) == [2, 2, 3]  # floor(7/3) or ceil(7/3) each
+    counts_opt = [sum(d["opt"] == v for d in draws) for v in ("sgd", "adam")]
+    assert sorted(counts_opt) == [3, 4]
+
+
+def test_stratified_draws_refuse_an_empty_population() -> None:
+    with pytest.raises(SpaceError, match="n must be >= 1"):
+        lr_space().sample_stratified(0, rng())

@@ -114,9 +114,15 @@ class FirePBT(FireDepartures):
         rank_freed_parents: bool = False,
         gp_refit: float = 0.0,
         gp_workers: int = 1,
+        init_sampling: str = "stratified",
     ) -> None:
         super().__init__(
-            space, rng, subpopulations=subpopulations, truncation=truncation, mode=mode
+            space,
+            rng,
+            subpopulations=subpopulations,
+            truncation=truncation,
+            mode=mode,
+            init_sampling=init_sampling,
         )
         for _ in range(evaluators):
             self.workers.append(Worker(id=len(self.workers), role="evaluator", subpop=0))

@@ -36,6 +36,8 @@ def truncation(fitness: dict[int, float], fraction: float) -> tuple[list[int], l
 class PBT(Decider):
     """Truncation-selection PBT over one or more sub-populations of members."""
 
+    init_sampling: str = "iid"  # class default: deciders pickled before the setting existed
+
     def __init__(
         self,
         space: SearchSpace,
@@ -44,11 +46,13 @@ class PBT(Decider):
         subpopulations: Sequence[int],
         truncation: float = 0.25,
         mode: str = "sync",
+        init_sampling: str = "iid",
     ) -> None:
         self.space = space
         self.rng = rng
         self.fraction = truncation
         self.mode = mode
+        self.init_sampling = init_sampling
         self.workers = []
         for i, size in enumerate(subpopulations, start=1):
             for _ in range(size):
@@ -56,9 +60,21 @@ class PBT(Decider):
         self.n_subpops = len(subpopulations)
 
     def start(self) -> list[Command]:
+        """Every member's initial hyperparameters: i.i.d. from the initial distribution
+        (the paper), or with ``init_sampling = "stratified"`` a Latin hypercube per
+        sub-population (:meth:`SearchSpace.sample_stratified`), so that no
+        sub-population starts entirely in one region of the prior."""
         cmds: list[Command] = []
+        if self.init_sampling == "stratified":
+            for i in range(1, self.n_subpops + 1):
+                group = self.members(i)
+                draws = self.space.sample_stratified(len(group), self.rng)
+                for w, h in zip(group, draws, strict=True):
+                    w.hparams = h
+        else:
+            for w in self.members():
+                w.hparams = self.space.sample(self.rng)
         for w in self.members():
-            w.hparams = self.space.sample(self.rng)
             cmds.append(SetHparams(w.id, w.hparams, "init"))
         return cmds
 

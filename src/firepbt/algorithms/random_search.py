@@ -52,9 +52,11 @@ class RandomSearch(Decider):
         eval_interval: int,
         schedule: RelativeSchedule | None = None,
         mode: str = "sync",
+        init_sampling: str = "iid",
     ) -> None:
         self.space = space
         self.rng = rng
+        self.init_sampling = init_sampling
         self.steps = steps
         self.eval_interval = eval_interval
         self.schedule = schedule
@@ -71,7 +73,10 @@ class RandomSearch(Decider):
         return h
 
     def start(self) -> list[Command]:
-        self.base = [self.space.sample(self.rng) for _ in self.workers]
+        if self.init_sampling == "stratified":  # a Latin hypercube over the population
+            self.base = self.space.sample_stratified(len(self.workers), self.rng)
+        else:
+            self.base = [self.space.sample(self.rng) for _ in self.workers]
         cmds: list[Command] = []
         for w in self.workers:
             w.hparams = self._at(w.id, 0)

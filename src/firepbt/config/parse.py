@@ -267,13 +267,19 @@ def _truncation(f: Fields) -> float:
     return float(value)
 
 
+def _init_sampling(f: Fields, default: str = "iid") -> str:
+    return f.choice("init_sampling", ("iid", "stratified"), default)
+
+
 def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
     f = Fields(table, "algorithm")
     name = f.choice("name", ("fire", "pbt", "random"))
     settings: AlgorithmSettings
     if name == "random":
         settings = RandomSettings(
-            population=f.positive_int("population", 16), schedule=_schedule(f, space)
+            population=f.positive_int("population", 16),
+            schedule=_schedule(f, space),
+            init_sampling=_init_sampling(f),
         )
     elif name == "pbt":
         population = f.positive_int("population", 16)
@@ -281,7 +287,9 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             raise ConfigError(
                 f"algorithm.population: truncation selection needs at least 4 members, got {population}"
             )
-        settings = PBTSettings(population=population, truncation=_truncation(f))
+        settings = PBTSettings(
+            population=population, truncation=_truncation(f), init_sampling=_init_sampling(f)
+        )
     else:
         n = f.positive_int("subpopulations", 2)
         if n < 2:
@@ -321,6 +329,7 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             min_steps_before_eval=tuple(mins_list),
             truncation=_truncation(f),
             smooth=f.get("smooth", bool, True),
+            init_sampling=_init_sampling(f, FireSettings.init_sampling),
             gp_refit=float(gp_refit),
             gp_workers=f.positive_int("gp_workers", 1),
             **_departures(f),

@@ -27,6 +27,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
             eval_interval=config.eval_interval,
             schedule=a.schedule,
             mode=config.mode,
+            init_sampling=a.init_sampling,
         )
     if isinstance(a, PBTSettings):
         return PBT(
@@ -35,6 +36,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
             subpopulations=[a.population],
             truncation=a.truncation,
             mode=config.mode,
+            init_sampling=a.init_sampling,
         )
     assert isinstance(a, FireSettings)
     return FirePBT(
@@ -61,6 +63,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         rank_freed_parents=a.rank_freed_parents,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
+        init_sampling=a.init_sampling,
     )
 
 
