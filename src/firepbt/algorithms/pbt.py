@@ -61,9 +61,12 @@ class PBT(Decider):
 
     def start(self) -> list[Command]:
         """Every member's initial hyperparameters: i.i.d. from the initial distribution
-        (the paper), or with ``init_sampling = "stratified"`` a Latin hypercube per
-        sub-population (:meth:`SearchSpace.sample_stratified`), so that no
-        sub-population starts entirely in one region of the prior."""
+        (the paper, Section 4.1.1: each worker samples its initial value log-uniformly),
+        or with ``init_sampling = "stratified"`` a Latin hypercube per sub-population
+        (:meth:`SearchSpace.sample_stratified`; each draw is still distributed as the
+        prior), so that no sub-population starts entirely in one region of the prior
+        (FIRE PBT's default since issue 11's fifth pass; README "Departures from the
+        paper")."""
         cmds: list[Command] = []
         if self.init_sampling == "stratified":
             for i in range(1, self.n_subpops + 1):
