@@ -12,11 +12,15 @@ are assigned. Checking evaluators first lets a target that just received an eval
 weights be ranked on the copied point (SPEC "Weight copies").
 
 Departures from the paper (issue 11). Each is a named setting of ``[algorithm]`` and one
-small method below, so that the paper's algorithm stays readable on its own. This class
-defaults to the paper (every departure off: same decisions, same random stream), and so
-does the config (:class:`firepbt.config.FireSettings`): no departure helped or was
-neutral on every benchmark over 10 seeds (``parent_resample = 0.25`` was the config
-default after the first 5-seed sweep; ``benchmarks/RESULTS.md``):
+small method below, so that the paper's algorithm stays readable on its own. One is on
+by default, in this class and in the config (:class:`firepbt.config.FireSettings`):
+``init_sampling = "stratified"`` (:meth:`PBT.start <firepbt.algorithms.pbt.PBT.start>`:
+each sub-population's initial hyperparameters are a Latin hypercube of the initial
+distribution, where the paper, Section 4.1.1, samples each worker independently), the
+one departure that helped or was neutral on every benchmark (fifth pass, 20 seeds;
+``benchmarks/RESULTS.md``). With ``init_sampling = "iid"`` and the others at their
+defaults (off) the decisions and the random stream are the paper's
+(``parent_resample = 0.25`` was the config default after the first 5-seed sweep):
 
 - ``parent_resample`` (:meth:`FirePBT.explored`): a parent member's explore redraws its
   hyperparameters from the prior with this probability. A parent sub-population that

@@ -57,13 +57,14 @@ class FireSettings:
     min_steps_before_eval: tuple[int, ...] = ()  # one per parent sub-population P_2..P_n
     truncation: float = 0.25
     smooth: bool = True
-    # "stratified" (issue 11, fifth pass: the default): each sub-population's initial
-    # draws are a Latin hypercube of the initial distribution (SearchSpace.
-    # sample_stratified); "iid": independent draws, the paper's
+    # The one departure from the paper on by default (issue 11, fifth pass: it helped or
+    # was neutral on every benchmark): each sub-population's initial draws are a Latin
+    # hypercube of the initial distribution (SearchSpace.sample_stratified); "iid":
+    # independent draws, the paper's
     init_sampling: str = "stratified"
-    # Departures from the paper (issue 11; SPEC "FIRE PBT"), off (the paper's) by default.
-    # Chosen as a default by the issue-11 seed sweeps (0: the paper).
-    # 0.25 was the default after the first sweep; 10 seeds showed it hurts MNIST-1D and PPO
+    # The other departures from the paper (issue 11; SPEC "FIRE PBT"), off (the paper's)
+    # by default. parent_resample = 0.25 was the default after the first sweep; 10 seeds
+    # showed it hurts MNIST-1D and PPO
     parent_resample: float = 0.0  # parents' explore resamples from the prior this often
     reseed_after: int = 0  # steps without a success before a parent P_i reseeds from P_{i-1}
     eval_patience: float = 1.0  # no overlap: wait up to this x max_eval_steps while closing
