@@ -44,6 +44,11 @@ def fire_workers(table: dict[str, Any]) -> int:
     return int(table["subpopulations"] * table["subpopulation_size"] + table["evaluators"])
 
 
+def run_seed(run: Path) -> int:
+    """The seed of a sweep's run directory, named ``<method>-seed<N>``."""
+    return int(run.name.rsplit("seed", 1)[1])
+
+
 def parse_seeds(text: str) -> list[int]:
     """``0-9`` or ``0,1,5`` (or a mix: ``0-4,7``) as a sorted list of distinct seeds."""
     seeds: set[int] = set()

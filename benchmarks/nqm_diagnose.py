@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import parse_seeds
+from benchmarks.common import parse_seeds, run_seed
 
 HERE = Path(__file__).resolve().parent
 SCALES = (1.2, 1.4, 2.0)
@@ -148,13 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report: dict[str, Any] = {"method": args.method, "benchmarks": {}}
     for bench in args.only:
-        runs = sorted((args.out / bench).glob(f"{args.method}-seed*"),
-                      key=lambda r: int(r.name.rsplit("seed", 1)[1]))  # fmt: skip
+        runs = sorted((args.out / bench).glob(f"{args.method}-seed*"), key=run_seed)
         runs = [
             r
             for r in runs
-            if (r / "result.json").exists()
-            and (keep is None or int(r.name.rsplit("seed", 1)[1]) in keep)
+            if (r / "result.json").exists() and (keep is None or run_seed(r) in keep)
         ]
         if not runs:
             print(

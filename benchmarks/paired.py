@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.common import parse_seeds
+from benchmarks.common import parse_seeds, run_seed
 
 RL = ("rl-cartpole22", "rl-acrobot22")
 
@@ -33,11 +33,11 @@ def scores(out: Path, bench: str, method: str, metric: str) -> tuple[dict[int, f
     direction = "max"
     for run in (out / bench).glob(f"{method}-seed*"):
         result = run / "result.json"
-        if not result.exists() or run.name.rsplit("-seed", 1)[0] != method:
+        if not result.exists():
             continue
         r = json.loads(result.read_text())
         direction = r["direction"]
-        seed = int(run.name.rsplit("seed", 1)[1])
+        seed = run_seed(run)
         if bench in RL:
             replays = run / "replays.json"
             if not replays.exists():

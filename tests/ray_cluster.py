@@ -41,11 +41,10 @@ class Climb:
     def __init__(self, seed, delay=0.02, log=None, gate=None):
         self.x, self.delay, self.gate = 0.0, delay, gate
         import ray
-        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
-        self.node = node
+        self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
         if log:
             with open(log, "a") as f:
-                f.write(f"{os.getpid()} {node} {os.path.abspath(__file__)}\\n")
+                f.write(f"{os.getpid()} {self.node} {os.path.abspath(__file__)}\\n")
 
     def train(self, steps, hparams):
         time.sleep(self.delay)
@@ -154,11 +153,11 @@ def node_id(raylet: int) -> str:
     return arg.split(b"=", 1)[1].decode()
 
 
-def _lines(log: Path) -> list[str]:
-    """The lines of the networks' origin log written so far (complete lines only)."""
+def built_on(log: Path) -> set[str]:
+    """The nodes that built a network so far, from the origin log (complete lines only)."""
     if not log.exists():
-        return []
-    return [line for line in log.read_text().splitlines() if line.count(" ") >= 2]
+        return set()
+    return {line.split()[1] for line in log.read_text().splitlines() if line.count(" ") >= 2}
 
 
 def results_in(events: Path) -> int:
@@ -265,14 +264,16 @@ def main() -> None:
                     # (a race, seen under load) and the replacement would never run there.
                     # Not before the loss is journalled: the controller notices it only
                     # when it next gives the lost actor work, which a held survivor could
-                    # prevent. At that moment at most k <= 25 of the run's 300 tasks (0.05 s
-                    # each: over 10 s of work left for one slot) are done: the gate comes first.
+                    # prevent. The loss is journalled about 3 s after the kill (health
+                    # checks 3 x 1 s), when k <= 25 of the run's 300 tasks plus those the
+                    # survivor did meanwhile (0.05 s each: about 60) are done, so over
+                    # 10 s of one slot's work is left: the gate comes first.
                     (work / "gate").write_text(" ".join(held))
-                    nodes_before = {line.split()[1] for line in _lines(log)}
+                    nodes_before = built_on(log)
                     joined.append(cluster.add_worker())  # a node joins once the loss is known
                     deadline = time.monotonic() + scenario.get("join_timeout", 300)
                     while proc.poll() is None and time.monotonic() < deadline:
-                        if {line.split()[1] for line in _lines(log)} - nodes_before:
+                        if built_on(log) - nodes_before:
                             break  # the replacement built a network on the new node
                         time.sleep(0.1)
                     report["t"][name + "_replacement_on_new_node"] = time.monotonic() - t1

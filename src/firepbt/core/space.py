@@ -176,15 +176,23 @@ def _clip(x: N, low: N, high: N) -> N:
     return min(max(x, low), high)
 
 
+def _support(p: Param, prior: bool) -> tuple[Any, ...]:
+    """The choices (a ``Choice``) or the bounds ``(a, b)`` to draw from: the prior's, or
+    unless ``prior`` the init range or subset where one is given."""
+    if isinstance(p, Choice):
+        return p.choices if prior or p.init is None else p.init
+    return (p.low, p.high) if prior or p.init is None else p.init
+
+
 def _draw(p: Param, rng: np.random.Generator, prior: bool) -> Any:
     """One draw from the prior (full bounds) or, unless ``prior``, the init range."""
     if isinstance(p, Choice):
-        pool = p.choices if prior or p.init is None else p.init
+        pool = _support(p, prior)
         return pool[int(rng.integers(len(pool)))]
     if isinstance(p, Int):
-        ia, ib = (p.low, p.high) if prior or p.init is None else p.init
+        ia, ib = _support(p, prior)
         return int(rng.integers(ia, ib, endpoint=True))
-    a, b = (p.low, p.high) if prior or p.init is None else p.init
+    a, b = _support(p, prior)
     if isinstance(p, LogUniform):
         return _clip(math.exp(float(rng.uniform(math.log(a), math.log(b)))), a, b)
     return _clip(float(rng.uniform(a, b)), a, b)
@@ -194,12 +202,12 @@ def _quantile(p: Param, u: float) -> Any:
     """The value at probability ``u`` in [0, 1) of the initial distribution (the init
     range or subset where given, else the prior): the inverse of its CDF."""
     if isinstance(p, Choice):
-        pool = p.choices if p.init is None else p.init
+        pool = _support(p, prior=False)
         return pool[min(int(u * len(pool)), len(pool) - 1)]
     if isinstance(p, Int):
-        ia, ib = (p.low, p.high) if p.init is None else p.init
+        ia, ib = _support(p, prior=False)
         return min(ia + int(u * (ib - ia + 1)), ib)
-    a, b = (p.low, p.high) if p.init is None else p.init
+    a, b = _support(p, prior=False)
     if isinstance(p, LogUniform):
         return _clip(math.exp(math.log(a) + u * (math.log(b) - math.log(a))), a, b)
     return _clip(a + u * (b - a), a, b)
