@@ -24,6 +24,17 @@ means and standard errors. ``benchmarks/rl_reference.py`` measures hand-written
 schedules (tuned constant against decaying rates) the same way.
 Figure 5 of the paper (best return so far against environment steps, mean and spread
 over seeds) is drawn by :func:`figure5`.
+
+``rl-lqr22`` (fourth RL task, sixth pass): policy-gradient control of a noisy
+linear-quadratic system (:mod:`firepbt.tasks.lqr`: a linear Gaussian policy, REINFORCE
+with a baseline on 16 episodes of 16 steps per iteration, SGD with momentum and
+gradient-norm clipping, lr log-uniform in [1e-5, 1e-3]; 600 iterations = 153,600
+environment steps per member), the first RL task here with a learning-rate schedule to
+find (``benchmarks/rl_reference.py --env lqr``: a linear decay beats every constant
+rate). Same shape and fractions as the others (``min_steps_before_eval`` and
+``max_eval_steps`` 100 = 1/6), eval every 5 iterations (Q: the last 64 training
+episodes), ready every 25. Its replays measure each replayed policy's exact expected
+return (no episode noise), so the only noise left is the replay seed's training.
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ from benchmarks.common import Benchmark, algorithm
 from benchmarks.ppo import _config  # the same PPO config at another shape
 
 NUM_ENVS, ROLLOUT = 8, 16
+#: environment steps per iteration, per benchmark (PPO: NUM_ENVS x ROLLOUT)
+ENV_STEPS = {"rl-lqr22": 16 * 16}
+LQR = "firepbt.tasks.lqr:LQRPolicyGradient"
 REPLAY_SEEDS = list(range(1000, 1024))  # 24 fresh seeds (6 before the second pass)
 REPLAY_EPISODES = 32
 
@@ -79,7 +93,48 @@ def benchmarks(quick: bool) -> list[Benchmark]:
                 post=post,
             )
         )
+    out.append(lqr_benchmark(quick))
     return out
+
+
+def lqr_config(algo: dict[str, Any], steps: int) -> dict[str, Any]:
+    """The ``rl-lqr22`` config of one method (:mod:`firepbt.tasks.lqr` at its defaults)."""
+    return {
+        "trainable": LQR,
+        "direction": "max",
+        "steps": steps,
+        "eval_interval": 5,
+        "ready_interval": 25,
+        "mode": "sync",
+        "args": {},
+        "space": {"lr": {"kind": "log_uniform", "low": 1e-5, "high": 1e-3}},
+        "algorithm": algo,
+    }
+
+
+def lqr_benchmark(quick: bool) -> Benchmark:
+    """``rl-lqr22``: the paper's RL shape on the noisy LQR (module docstring)."""
+    if quick:
+        steps, n, sub, ev, seeds, mins, max_eval = 100, 10, 4, 2, [0], 25, 40
+    else:
+        steps, n, sub, ev, seeds = 600, 22, 8, 6, [0, 1, 2, 3, 4, 5]
+        mins = max_eval = steps // 6
+    fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev,
+                max_eval_steps=max_eval, min_steps_before_eval=[mins],
+                p_stat=0.01)  # fmt: skip
+    return Benchmark(
+        name="rl-lqr22",
+        title=f"Policy gradient on a noisy LQR, {n} workers (FIRE PBT 2 x {sub} + {ev})",
+        methods={
+            "random": lqr_config(algorithm("random", n), steps),
+            "pbt": lqr_config(algorithm("pbt", n), steps),
+            "fire": lqr_config(algorithm("fire", n, **fire), steps),
+        },
+        seeds=seeds,
+        score="mean training return (last 64 episodes)",
+        test="exact expected return",
+        post=post,
+    )
 
 
 def sem(values: list[float]) -> float:
@@ -103,9 +158,18 @@ def replays(run_dir: Path, seeds: list[int] = REPLAY_SEEDS) -> dict[str, Any]:
     from firepbt.report.plots import best_schedule
 
     cfg = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))["config"]
+    sched = best_schedule(run_dir)
+    if cfg["trainable"] == LQR:  # its test is the exact expected return: nothing sampled
+        spec = TrainableSpec(cfg["trainable"], cfg["args"])
+        exact = [replay_on(spec.build(s), sched, cfg["eval_interval"])["test"] for s in seeds]
+        vals = [t if t is not None else -math.inf for t in exact]
+        out = {"seeds": seeds, "expected": vals, "mean": statistics.fmean(vals),
+               "sem": sem(vals), "sampled": vals, "sampled_mean": statistics.fmean(vals),
+               "sampled_sem": sem(vals)}  # fmt: skip
+        path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+        return out
     args = {**cfg["args"], "test_episodes": REPLAY_EPISODES}
     spec = TrainableSpec(cfg["trainable"], args)
-    sched = best_schedule(run_dir)
     greedy, sampled = [], []
     for s in seeds:
         net = spec.build(s)
@@ -121,8 +185,11 @@ def replays(run_dir: Path, seeds: list[int] = REPLAY_SEEDS) -> dict[str, Any]:
     return out
 
 
-def top_return_curve(run_dir: Path) -> tuple[list[float], list[float]]:
-    """(environment steps, highest Q of any worker at that step), from the journal."""
+def top_return_curve(
+    run_dir: Path, per_step: int = NUM_ENVS * ROLLOUT
+) -> tuple[list[float], list[float]]:
+    """(environment steps, highest Q of any worker at that step), from the journal;
+    ``per_step`` environment steps per iteration."""
     from firepbt.runner.journal import read_events
 
     top: dict[int, float] = {}
@@ -130,7 +197,7 @@ def top_return_curve(run_dir: Path) -> tuple[list[float], list[float]]:
         if e["ev"] == "result" and e.get("score") is not None:
             top[e["step"]] = max(top.get(e["step"], -math.inf), float(e["score"]))
     steps = sorted(top)
-    return [s * NUM_ENVS * ROLLOUT for s in steps], [top[s] for s in steps]
+    return [s * per_step for s in steps], [top[s] for s in steps]
 
 
 def figure5(b: Benchmark, report: dict[str, Any], out: Path) -> Path:
@@ -146,7 +213,8 @@ def figure5(b: Benchmark, report: dict[str, Any], out: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for m, mm in report["methods"].items():
-        curves = [top_return_curve(out / b.name / f"{m}-seed{s}") for s in mm["runs"]]
+        per_step = ENV_STEPS.get(b.name, NUM_ENVS * ROLLOUT)
+        curves = [top_return_curve(out / b.name / f"{m}-seed{s}", per_step) for s in mm["runs"]]
         if not curves:
             continue
         n = min(len(x) for x, _ in curves)
@@ -170,14 +238,23 @@ def post(b: Benchmark, report: dict[str, Any], out: Path) -> list[str]:
     """Multi-seed replays and Figure 5 for the report (called by the suite)."""
     from benchmarks.suite import label
 
-    lines = ["", f"Replays of each run's best schedule on {len(REPLAY_SEEDS)} fresh seeds, "
-             f"each replayed network measured on {REPLAY_EPISODES} episodes: the sampled "
-             "policy (the agent's average episode return, which Q measures and the paper "
-             "reports) and the greedy one (most probable action). Mean ± standard error "
-             "over the replay seeds; then over runs: mean of the run means ± standard "
-             "error (worst run):", "",
-             "| method | sampled, per seed of the experiment | sampled, over runs "
-             "| greedy, over runs |", "|---|---|---|---|"]  # fmt: skip
+    exact = b.name in ENV_STEPS  # rl-lqr22: the replayed policy's exact expected return
+    if exact:
+        lines = ["", f"Replays of each run's best schedule on {len(REPLAY_SEEDS)} fresh seeds, "
+                 "each replayed policy measured by its exact expected return (no episode "
+                 "noise). Mean ± standard error over the replay seeds; then over runs: mean "
+                 "of the run means ± standard error (worst run):", "",
+                 "| method | per seed of the experiment | over runs |", "|---|---|---|"]  # fmt: skip
+    else:
+        lines = ["", f"Replays of each run's best schedule on {len(REPLAY_SEEDS)} fresh seeds, "
+                 f"each replayed network measured on {REPLAY_EPISODES} episodes: the sampled "
+                 "policy (the agent's average episode return, which Q measures and the paper "
+                 "reports) and the greedy one (most probable action). Mean ± standard error "
+                 "over the replay seeds; then over runs: mean of the run means ± standard "
+                 "error (worst run):", "",
+                 "| method | sampled, per seed of the experiment | sampled, over runs "
+                 "| greedy, over runs |", "|---|---|---|---|"]  # fmt: skip
+    f = ".3f" if exact else ".1f"
     for m, mm in report["methods"].items():
         reps = {s: replays(out / b.name / f"{m}-seed{s}") for s in mm["runs"]}
         for s, r in reps.items():
@@ -185,12 +262,12 @@ def post(b: Benchmark, report: dict[str, Any], out: Path) -> list[str]:
         if not reps:
             continue
         per = "; ".join(
-            f"seed {s}: {r['sampled_mean']:.1f} ± {r['sampled_sem']:.1f}" for s, r in reps.items()
+            f"seed {s}: {r['sampled_mean']:{f}} ± {r['sampled_sem']:{f}}" for s, r in reps.items()
         )
         cells = []
-        for key in ("sampled_mean", "mean"):
+        for key in ("sampled_mean",) if exact else ("sampled_mean", "mean"):
             means = [r[key] for r in reps.values()]
-            cells.append(f"{statistics.fmean(means):.1f} ± {sem(means):.1f} ({min(means):.1f})")
-        lines.append(f"| {label(m)} | {per} | {cells[0]} | {cells[1]} |")
+            cells.append(f"{statistics.fmean(means):{f}} ± {sem(means):{f}} ({min(means):{f}})")
+        lines.append(f"| {label(m)} | {per} | {' | '.join(cells)} |")
     report.setdefault("figures", []).append(figure5(b, report, out).name)
     return lines

@@ -21,6 +21,8 @@ optimistic, as a tuned reference is).
     PYTHONPATH=src python -m benchmarks.rl_reference --procs 2
     PYTHONPATH=src python -m benchmarks.rl_reference --env acrobot --procs 2
     PYTHONPATH=src python -m benchmarks.rl_reference --env noisymdp --procs 2
+    PYTHONPATH=src python -m benchmarks.rl_reference --env lqr --procs 2
+    PYTHONPATH=src python -m benchmarks.rl_reference --env lqr-adam --procs 2
 
 Results go to ``benchmarks/results/rl_reference.json`` (CartPole),
 ``benchmarks/results/rl_reference-acrobot.json`` and ``rl_reference-noisymdp.json``.
@@ -48,6 +50,10 @@ ENVS = {
     "acrobot": ("Acrobot-v1", 300, HERE / "results" / "rl_reference-acrobot.json"),
     # firepbt.tasks.noisy_mdp with 3x noise: built to give RL the NQM's gradient noise
     "noisymdp": ("NoisyMDP", 300, HERE / "results" / "rl_reference-noisymdp.json"),
+    # firepbt.tasks.lqr at rl-lqr22's settings (not PPO: a linear Gaussian policy)
+    "lqr": ("LQR", 600, HERE / "results" / "rl_reference-lqr.json"),
+    # the same with Adam in place of clipped SGD (the task's optimizer="adam")
+    "lqr-adam": ("LQR", 600, HERE / "results" / "rl_reference-lqr-adam.json"),
 }
 #: PPO's arguments beyond rl.py's shared ones, per --env
 EXTRA: dict[str, dict[str, Any]] = {
@@ -72,8 +78,25 @@ SCHEDULES_MDP: dict[str, tuple[str, float]] = {
 }
 
 
+#: the LQR with clipped SGD (its default; a 12-seed probe: best constant near 5e-5, best
+#: linear decay from 1.5e-4)
+SCHEDULES_LQR: dict[str, tuple[str, float]] = {
+    **{f"constant {lr:g}": ("constant", lr) for lr in (3e-5, 5e-5, 7e-5, 1e-4, 1.5e-4)},
+    **{f"linear {lr:g} -> 0": ("linear", lr) for lr in (7e-5, 1e-4, 1.5e-4, 2e-4, 3e-4)},
+    **{f"step {lr:g} /10 at 60%": ("step", lr) for lr in (5e-5, 7e-5, 1e-4, 1.5e-4)},
+}
+#: the LQR with Adam: higher rates (an 8-seed probe: best constant near 3e-3, best linear
+#: decay from 1e-2)
+SCHEDULES_LQR_ADAM: dict[str, tuple[str, float]] = {
+    **{f"constant {lr:g}": ("constant", lr) for lr in (1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2)},
+    **{f"linear {lr:g} -> 0": ("linear", lr) for lr in (3e-3, 5e-3, 1e-2, 2e-2, 3e-2)},
+    **{f"step {lr:g} /10 at 60%": ("step", lr) for lr in (3e-3, 5e-3, 1e-2, 2e-2)},
+}
+
+
 def schedules(env: str) -> dict[str, tuple[str, float]]:
-    return SCHEDULES_MDP if env == "noisymdp" else SCHEDULES
+    table = {"noisymdp": SCHEDULES_MDP, "lqr": SCHEDULES_LQR, "lqr-adam": SCHEDULES_LQR_ADAM}
+    return table.get(env, SCHEDULES)
 
 
 def lr_at(kind: str, lr0: float, i: int, steps: int) -> float:
@@ -98,8 +121,10 @@ MEASURE: dict[str, Callable[[Any], float]] = {
 }
 
 
-def metrics(env: str) -> tuple[str, str, str]:
-    return METRICS_MDP if env == "noisymdp" else METRICS
+def metrics(env: str) -> tuple[str, ...]:
+    return {"noisymdp": METRICS_MDP, "lqr": ("expected",), "lqr-adam": ("expected",)}.get(
+        env, METRICS
+    )
 
 
 def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, ...]]:
@@ -108,6 +133,13 @@ def _one(job: tuple[str, int, str]) -> tuple[str, int, tuple[float, ...]]:
 
     kind, lr0 = schedules(env)[name]
     _, steps, _ = ENVS[env]
+    if env.startswith("lqr"):
+        from firepbt.tasks.lqr import LQRPolicyGradient
+
+        lqr = LQRPolicyGradient(seed, optimizer="adam" if env == "lqr-adam" else "sgd")
+        for i in range(steps):
+            lqr.train(1, {"lr": lr_at(kind, lr0, i, steps)})
+        return name, seed, (lqr.test(),)
     net = PPO(seed, num_envs=NUM_ENVS, rollout=ROLLOUT, epochs=2, minibatches=2,
               test_episodes=REPLAY_EPISODES, **EXTRA[env])  # fmt: skip
     for i in range(steps):
@@ -143,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             got.setdefault(name, {})[seed] = values
     rows: dict[str, Any] = {}
     names = metrics(args.env)
+    dp = 3 if args.env.startswith("lqr") else 1  # the LQR's returns differ in the second decimal
     print("| schedule | " + " | ".join(names) + " |")
-    print("|---|---:|---:|---:|")
+    print("|---|" + "---:|" * len(names))
     for name in table:
         rows[name] = {}
         for k, metric in enumerate(names):
@@ -153,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             rows[name][f"{metric}_summary"] = summary(values)
         cells = [rows[name][f"{m}_summary"] for m in names]
         print(
-            f"| {name} | " + " | ".join(f"{c['mean']:.1f} ± {c['sem']:.1f}" for c in cells) + " |"
+            f"| {name} | "
+            + " | ".join(f"{c['mean']:.{dp}f} ± {c['sem']:.{dp}f}" for c in cells)
+            + " |"
         )
     best = {}
     for family in ("constant", "linear", "step"):
@@ -162,9 +197,18 @@ def main(argv: list[str] | None = None) -> int:
             top = max(family_names, key=lambda n: rows[n][f"{metric}_summary"]["mean"])
             best[f"{family}/{metric}"] = {"schedule": top, **rows[top][f"{metric}_summary"]}
     for k, v in best.items():
-        print(f"best {k}: {v['schedule']}: {v['mean']:.1f} ± {v['sem']:.1f}")
+        print(f"best {k}: {v['schedule']}: {v['mean']:.{dp}f} ± {v['sem']:.{dp}f}")
     wall = time.time() - t0
     print(f"{len(jobs)} trainings in {wall:.0f} s")
+    if args.env.startswith("lqr"):
+        from firepbt.tasks.lqr import optimal_return
+
+        best["optimum"] = {
+            "schedule": "best linear K (exact)",
+            "mean": optimal_return(),
+            "sem": 0.0,
+        }
+        print(f"best linear policy's expected return: {best['optimum']['mean']:.3f}")
     out = {"env": env_id, "steps": steps, "ent_coef": ENT, "seeds": seeds, "episodes": REPLAY_EPISODES,
            "schedules": rows, "best": best, "wall_s": wall}  # fmt: skip
     results.parent.mkdir(parents=True, exist_ok=True)

@@ -166,6 +166,33 @@ def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path, 
     )
 
 
+def test_quick_lqr_benchmark_replays_by_exact_expected_return(tmp_path):
+    """rl-lqr22: the paper's RL shape on the noisy LQR; each replay is the replayed
+    policy's exact expected return, one per fresh seed, and Figure 5 is drawn."""
+    from firepbt.tasks.lqr import LQRPolicyGradient
+
+    out = tmp_path / "rl"
+    proc = bench(["--quick", "--only", "rl-lqr22", "--methods", "pbt", "fire", "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = out / "rl-lqr22" / "fire-seed0"
+    cfg = json.loads((run / "result.json").read_text())["config"]
+    assert cfg["trainable"] == "firepbt.tasks.lqr:LQRPolicyGradient"
+    assert cfg["algorithm"]["min_steps_before_eval"] == [25]
+    reps = json.loads((run / "replays.json").read_text())
+    assert len(reps["expected"]) == len(reps["seeds"]) == 24
+    assert reps["mean"] == pytest.approx(statistics.fmean(reps["expected"]))
+    # the first replay seed, trained along the run's best schedule by hand: the same value
+    from firepbt.report.plots import best_schedule
+
+    net = LQRPolicyGradient(reps["seeds"][0])
+    for seg in best_schedule(run):
+        for _ in range(0, seg["end"] - seg["start"], cfg["eval_interval"]):
+            net.train(cfg["eval_interval"], seg["hparams"])
+    assert net.test() == reps["expected"][0]
+    assert (out / "rl-lqr22-fig5-return.png").stat().st_size > 1000
+    assert "exact expected return" in (out / "report.md").read_text()
+
+
 def test_variant_names_are_safe_in_run_directory_names():
     """A run directory is named ``fire@<variant>-seed<N>``: a "/" in a variant name would
     make a subdirectory (it happened once during the issue-11 sweeps)."""
