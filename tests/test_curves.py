@@ -423,8 +423,15 @@ def test_pairwise_handles_diverged_curves_like_best_score_diff():
     ]
 
 
-def test_the_gp_fit_is_scikit_learns_bit_for_bit():
-    """The written-out GP (curves._gp_fit) against GaussianProcessRegressor itself."""
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_gp_fit_is_scikit_learns_bit_for_bit(direct, monkeypatch):
+    """The written-out GP (curves._gp_fit) against GaussianProcessRegressor itself, with
+    L-BFGS-B driven by hand (gp._Lbfgsb, SciPy >= 1.15) and through minimize."""
+    from firepbt.core import gp
+
+    if direct and not gp._scipy_direct():
+        pytest.skip("SciPy < 1.15: no reverse-communication setulb to drive")
+    monkeypatch.setitem(gp._DIRECT, "on", direct)
     rng = np.random.default_rng(1)
     for trial in range(24):
         n = int(rng.choice([3, 5, 11, 21, 31, 64, 65, 90]))
@@ -439,6 +446,40 @@ def test_the_gp_fit_is_scikit_learns_bit_for_bit():
         ref, ref_kernel = curves._gp_fit_sklearn(steps, y)
         assert mean.tobytes() == ref.tobytes(), (trial, n)
         assert kernel == ref_kernel
+
+
+def test_lbfgsb_driven_by_hand_is_minimize_bit_for_bit(monkeypatch):
+    """gp._Lbfgsb ends where scipy.optimize.minimize(method="L-BFGS-B") ends, to the last
+    bit, on 200 marginal-likelihood fits of every curve shape (rising, noisy, rounded
+    with ties, nearly exact), including ones that stop at a bound."""
+    from firepbt.core import gp
+
+    if not gp._scipy_direct():
+        pytest.skip("SciPy < 1.15: no reverse-communication setulb to drive")
+    rng = np.random.default_rng(7)
+    cases = []
+    for t in range(200):
+        n = int(rng.integers(3, 80))
+        steps = int(rng.integers(0, 100)) * 10 + 10 * np.arange(n)
+        k = t % 4
+        if k == 0:
+            y = -np.exp(-np.arange(n) / rng.uniform(2, 50)) + rng.normal(0, 0.02, n)
+        elif k == 1:
+            y = np.cumsum(rng.normal(0, 1, n))
+        elif k == 2:
+            y = np.round(rng.normal(0, 1, n), 1)
+        else:
+            y = np.linspace(0, 1, n) ** 3 + rng.normal(0, 1e-6, n)
+        cases.append((steps, y))
+    monkeypatch.setitem(gp._DIRECT, "on", False)
+    want = [gp._gp_fit(s, y) for s, y in cases]
+    monkeypatch.setitem(gp._DIRECT, "on", True)
+    got = [gp._gp_fit(s, y) for s, y in cases]
+    for (a, ka), (b, kb) in zip(got, want, strict=True):
+        assert a.tobytes() == b.tobytes() and ka == kb
+    assert gp._DIRECT["on"]  # the hand-driven routine was used throughout (no fallback)
+    at_bound = [k for _, k in want if k is not None and min(k[1:]) <= 1e-8 * 1.000001]
+    assert at_bound  # the noise level's lower bound was reached at least once
 
 
 def test_the_square_kernel_is_the_pairwise_one_bit_for_bit():
