@@ -105,3 +105,16 @@ def test_bad_arguments_name_the_field(kwargs, field):
 def test_negative_learning_rate_is_refused():
     with pytest.raises(ValueError, match="lr"):
         LQRPolicyGradient(0).train(1, {"lr": -1.0})
+
+
+def test_a_diverged_policy_scores_minus_infinity_at_once():
+    """A rate far too high gives huge but finite returns (the steps are bounded: Adam's
+    by lr, clipped SGD's by lr x max_grad_norm x 10); a policy that did overflow (NaN)
+    scores -inf, even before its next episodes."""
+    net = LQRPolicyGradient(0)
+    net.train(5, {"lr": 1e-4})
+    assert math.isfinite(net.evaluate())
+    net.K[0, 0] = math.nan
+    assert net.evaluate() == -math.inf and net.test() == -math.inf
+    net.train(1, {"lr": 1e-4})
+    assert net.evaluate() == -math.inf
