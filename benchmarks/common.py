@@ -31,6 +31,11 @@ class Benchmark:
     #: Extra analysis after the runs: ``post(benchmark, report_entry, out)`` returns
     #: markdown lines for the report (and may add figures to ``report_entry``).
     post: Callable[[Benchmark, dict[str, Any], Path], list[str]] | None = None
+    #: The score of the seed sweep's table and figure, per run directory, where the run's
+    #: own one-seed replay is too noisy to rank methods by (the RL benchmarks: the mean
+    #: of a multi-seed replay); ``sweep_what`` says what it is. None: the replay's test.
+    sweep_score: Callable[[Path], float | None] | None = None
+    sweep_what: str = "replay test score"
 
 
 def algorithm(kind: str, workers: int, **fire: Any) -> dict[str, Any]:

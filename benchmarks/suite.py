@@ -177,6 +177,11 @@ def collect(benches: Sequence[Benchmark], out: Path) -> dict[str, Any]:
                 for s in b.seeds
                 if (out / b.name / f"{method}-seed{s}" / "result.json").exists()
             }
+            for s, x in runs.items():  # the seed sweep's score (the replay's test by default)
+                run_dir = out / b.name / f"{method}-seed{s}"
+                x["sweep_score"] = (
+                    x["replay_test"] if b.sweep_score is None else b.sweep_score(run_dir)
+                )
             agg = {c: mean_std([r[c] for r in runs.values()]) for c in COLUMNS}
             methods[method] = {"runs": runs, **agg}
         refs = {}
@@ -203,14 +208,15 @@ def headline(benches: Sequence[Benchmark], report: dict[str, Any]) -> list[str]:
     for b in benches:
         for m, x in (report[b.name].get("sweep") or {}).items():
             rows.append(
-                f"| {b.title} | {label(m)} | {x['n']} | {x['mean']:.4f} | {x['median']:.4f} "
-                f"| {x['worst']:.4f} | {_frac(x, 'beats_pbt')} | {_frac(x, 'beats_random')} |"
+                f"| {b.title} | {b.sweep_what} | {label(m)} | {x['n']} | {x['mean']:.4f} "
+                f"| {x['median']:.4f} | {x['worst']:.4f} | {_frac(x, 'beats_pbt')} "
+                f"| {_frac(x, 'beats_random')} |"
             )
     if not rows:
         return []
-    return ["## Seed sweeps: replay test score", "",
-            "| benchmark | method | seeds | mean | median | worst seed | beats PBT | beats random search |",
-            "|---|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+    return ["## Seed sweeps", "",
+            "| benchmark | score | method | seeds | mean | median | worst seed | beats PBT | beats random search |",
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
 
 
 def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[str]) -> str:
@@ -266,13 +272,14 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
 
 
 def sweep(b: Benchmark, r: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per method, over seeds, of the replay's test score (the headline): mean, median,
-    worst seed, and for FIRE PBT (and variants) the fraction of the seeds run by both on
-    which it beats PBT / random search of the same seed (ties count as half)."""
+    """Per method, over seeds, of the sweep score (the headline; the replay's test score
+    unless the benchmark names another, ``Benchmark.sweep_score``): mean, median, worst
+    seed, and for FIRE PBT (and variants) the fraction of the seeds run by both on which
+    it beats PBT / random search of the same seed (ties count as half)."""
     minimise = b.methods[next(iter(b.methods))]["direction"] == "min"
     sign = -1.0 if minimise else 1.0
     vals = {
-        m: {s: x["replay_test"] for s, x in mm["runs"].items() if x["replay_test"] is not None}
+        m: {s: x["sweep_score"] for s, x in mm["runs"].items() if x["sweep_score"] is not None}
         for m, mm in r["methods"].items()
     }
     out: dict[str, dict[str, Any]] = {}
@@ -306,7 +313,7 @@ def sweep_lines(b: Benchmark, r: dict[str, Any]) -> list[str]:
     rows = r.get("sweep") or {}
     if not rows:
         return []
-    lines = ["", "Seed sweep (replay test score; worst = the worst seed; beats = fraction of "
+    lines = ["", f"Seed sweep ({b.sweep_what}; worst = the worst seed; beats = fraction of "
              "the seeds run by both on which it is better than that method's run of the same "
              "seed):", "",
              "| method | seeds | mean | median | worst seed | best seed | beats PBT | beats random search |",
@@ -324,7 +331,7 @@ def _frac(x: dict[str, Any], k: str) -> str:
 
 
 def render_sweep(b: Benchmark, r: dict[str, Any], path: Path) -> Path:
-    """The per-seed distribution of the replay test score, one column per method."""
+    """The per-seed distribution of the sweep score, one column per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,8 +341,8 @@ def render_sweep(b: Benchmark, r: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(methods) + 2), 4))
     rng = np.random.default_rng(0)  # jitter only
     for i, m in enumerate(methods):
-        ys = [x["replay_test"] for x in r["methods"][m]["runs"].values()
-              if x["replay_test"] is not None]  # fmt: skip
+        ys = [x["sweep_score"] for x in r["methods"][m]["runs"].values()
+              if x["sweep_score"] is not None]  # fmt: skip
         xs = i + rng.uniform(-0.12, 0.12, len(ys))
         ax.scatter(xs, ys, s=18, alpha=0.8, zorder=3)
         if ys:
@@ -348,7 +355,7 @@ def render_sweep(b: Benchmark, r: dict[str, Any], path: Path) -> Path:
     ax.set_xticklabels(
         [label(m).replace(" [", "\n[").replace("+", "+\n") for m in methods], fontsize=8
     )
-    ax.set_ylabel(f"replay {b.test}")
+    ax.set_ylabel(b.sweep_what if b.sweep_score is not None else f"replay {b.test}")
     ax.set_title(f"{b.title}\nper seed; solid line: median, dotted: mean", fontsize=9)
     if r["references"]:  # below the axes: inside, "best" can still cover a column's points
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)

@@ -160,6 +160,9 @@ def test_quick_rl_benchmark_replays_on_fresh_seeds_and_draws_figure_5(tmp_path, 
         assert len(reps["sampled"]) == 24
         assert reps["sampled_mean"] == pytest.approx(statistics.fmean(reps["sampled"]))
         assert report["methods"][method]["runs"]["0"]["replays"] == reps
+        # the seed sweep ranks by the 24-seed replay, not the run's own one-seed replay
+        assert report["sweep"][method]["mean"] == reps["sampled_mean"]
+    assert "| sampled return, 24-seed replay |" in (out / "report.md").read_text()
     assert (out / f"{name}-fig5-return.png").stat().st_size > 1000
     assert (
         "Replays of each run's best schedule on 24 fresh seeds" in (out / "report.md").read_text()
@@ -181,6 +184,8 @@ def test_quick_lqr_benchmark_replays_by_exact_expected_return(tmp_path):
     reps = json.loads((run / "replays.json").read_text())
     assert len(reps["expected"]) == len(reps["seeds"]) == 24
     assert reps["mean"] == pytest.approx(statistics.fmean(reps["expected"]))
+    report = json.loads((out / "report.json").read_text())["benchmarks"]["rl-lqr22"]
+    assert report["sweep"]["fire"]["mean"] == reps["mean"]  # the sweep's score: the replays
     # the first replay seed, trained along the run's best schedule by hand: the same value
     from firepbt.report.plots import best_schedule
 
