@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import parse_seeds, run_seed
 
-RL = ("rl-cartpole22", "rl-acrobot22", "rl-lqr22")
+RL = ("rl-cartpole22", "rl-acrobot22", "rl-lqr22", "rl-lqr50")
 
 
 def scores(out: Path, bench: str, method: str, metric: str) -> tuple[dict[int, float], str]:

@@ -35,6 +35,7 @@ rate). Same shape and fractions as the others (``min_steps_before_eval`` and
 ``max_eval_steps`` 100 = 1/6), eval every 5 iterations (Q: the last 64 training
 episodes), ready every 25. Its replays measure each replayed policy's exact expected
 return (no episode noise), so the only noise left is the replay seed's training.
+``rl-lqr50`` is the same with the paper's RL population: 50 workers, FIRE PBT 2 x 18 + 14.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from benchmarks.ppo import _config  # the same PPO config at another shape
 
 NUM_ENVS, ROLLOUT = 8, 16
 #: environment steps per iteration, per benchmark (PPO: NUM_ENVS x ROLLOUT)
-ENV_STEPS = {"rl-lqr22": 16 * 16}
+ENV_STEPS = {"rl-lqr22": 16 * 16, "rl-lqr50": 16 * 16}
 LQR = "firepbt.tasks.lqr:LQRPolicyGradient"
 REPLAY_SEEDS = list(range(1000, 1024))  # 24 fresh seeds (6 before the second pass)
 REPLAY_EPISODES = 32
@@ -95,7 +96,7 @@ def benchmarks(quick: bool) -> list[Benchmark]:
                 sweep_what=SWEEP_WHAT,
             )
         )
-    out.append(lqr_benchmark(quick))
+    out += [lqr_benchmark(quick, n) for n in LQR_SHAPES]
     return out
 
 
@@ -114,18 +115,25 @@ def lqr_config(algo: dict[str, Any], steps: int) -> dict[str, Any]:
     }
 
 
-def lqr_benchmark(quick: bool) -> Benchmark:
-    """``rl-lqr22``: the paper's RL shape on the noisy LQR (module docstring)."""
+#: workers -> (sub-population size, evaluators): 22 as the other RL benchmarks; 50 the
+#: paper's RL experiments (two sub-populations of 18 and 14 evaluators)
+LQR_SHAPES = {22: (8, 6), 50: (18, 14)}
+
+
+def lqr_benchmark(quick: bool, workers: int = 22) -> Benchmark:
+    """``rl-lqr22`` / ``rl-lqr50``: the paper's RL shape on the noisy LQR (module
+    docstring) with 22 or the paper's 50 workers."""
     if quick:
         steps, n, sub, ev, seeds, mins, max_eval = 100, 10, 4, 2, [0], 25, 40
     else:
-        steps, n, sub, ev, seeds = 600, 22, 8, 6, [0, 1, 2, 3, 4, 5]
+        (sub, ev), n = LQR_SHAPES[workers], workers
+        steps, seeds = 600, [0, 1, 2, 3, 4, 5]
         mins = max_eval = steps // 6
     fire = dict(subpopulations=2, subpopulation_size=sub, evaluators=ev,
                 max_eval_steps=max_eval, min_steps_before_eval=[mins],
                 p_stat=0.01)  # fmt: skip
     return Benchmark(
-        name="rl-lqr22",
+        name=f"rl-lqr{workers}",
         title=f"Policy gradient on a noisy LQR, {n} workers (FIRE PBT 2 x {sub} + {ev})",
         methods={
             "random": lqr_config(algorithm("random", n), steps),

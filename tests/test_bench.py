@@ -266,3 +266,28 @@ def test_a_common_variant_runs_the_baselines_too_and_paired_compares_seed_by_see
     proc = subprocess.run([*cmd, "--exclude", "1-0"], cwd=ROOT, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_lqr_benchmarks_have_the_papers_rl_shapes():
+    """rl-lqr22 (2 x 8 + 6, as the other RL benchmarks) and rl-lqr50 (the paper's RL
+    population: 2 x 18 + 14); equal compute for the baselines; P_2 waits 1/6 of training
+    before its first evaluation and an evaluation lasts at most 1/6."""
+    from benchmarks.common import fire_workers
+    from benchmarks.rl import benchmarks
+
+    got = {b.name: b for b in benchmarks(quick=False) if b.name.startswith("rl-lqr")}
+    assert sorted(got) == ["rl-lqr22", "rl-lqr50"]
+    for name, (n, sub, ev) in {"rl-lqr22": (22, 8, 6), "rl-lqr50": (50, 18, 14)}.items():
+        fire = got[name].methods["fire"]["algorithm"]
+        assert (fire["subpopulations"], fire["subpopulation_size"], fire["evaluators"]) == (
+            2,
+            sub,
+            ev,
+        )
+        assert fire_workers(fire) == n
+        assert got[name].methods["pbt"]["algorithm"]["population"] == n
+        assert got[name].methods["random"]["algorithm"]["population"] == n
+        steps = got[name].methods["fire"]["steps"]
+        assert (
+            fire["min_steps_before_eval"] == [steps // 6] and fire["max_eval_steps"] == steps // 6
+        )
