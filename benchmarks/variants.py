@@ -19,6 +19,7 @@ PAPER: dict[str, Any] = {
     "eval_patience": 1.0,
     "protect_steps": 0,
     "greedy_sources": False,
+    "greedy_smoothed": False,
     "greedy_finish": 0.0,
     "eval_stop": 0.0,
     "parent_perturb_power": 1.0,
@@ -43,6 +44,8 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "patience": lambda m: {"eval_patience": 3.0},
     "protect": lambda m: {"protect_steps": m},
     "greedy": lambda m: {"greedy_sources": True},
+    # the sixth pass: greedy_sources judging parent members by their GP-smoothed Q
+    "greedys": lambda m: {"greedy_sources": True, "greedy_smoothed": True},
     # a fraction of the budget, not of max_eval_steps: the same on every benchmark
     "finish20": lambda m: {"greedy_finish": 0.2},
     "finish40": lambda m: {"greedy_finish": 0.4},

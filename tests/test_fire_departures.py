@@ -30,7 +30,7 @@ def test_explicit_paper_values_change_nothing():
     a = fire(seed=3, init_sampling="iid")
     b = fire(seed=3, init_sampling="iid", parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0,
              greedy_finish=0.0, eval_stop=0.0, parent_perturb_power=1.0, parent_freeze=0.0,
-             rank_freed_parents=False)  # fmt: skip
+             rank_freed_parents=False, greedy_smoothed=False)  # fmt: skip
     assert scripted(a) == scripted(b)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
 
@@ -228,6 +228,27 @@ def test_greedy_sources_lets_p1_copy_parents_as_good_by_q(greedy):
             assert d.workers[4].hparams == h4 and d.workers[4].latest == 50.0
             assert d.workers[0].latest == 50.0
     assert picked == ({1, 4} if greedy else {1})
+
+
+@pytest.mark.parametrize("smoothed", [False, True])
+def test_greedy_smoothed_judges_parent_members_by_their_smoothed_q(smoothed):
+    """greedy_smoothed: a parent member whose latest Q passes P_1's bar on one reading
+    (a spike) but whose GP-smoothed Q does not is no source; with a steady high curve it
+    is one either way."""
+    noise = np.random.default_rng(0).standard_normal(16)
+    spike = [*(20.0 + 3.0 * noise[:15]), 45.0]  # member 4: noisy at ~20, one lucky reading
+    steady = list(45.0 + 0.1 * np.arange(16) + 0.2 * noise)  # member 6: good all along
+    picked = set()
+    for seed in range(12):
+        d = fire(seed=seed, greedy_sources=True, greedy_smoothed=smoothed)
+        for k in range(16):
+            report(d, 10 * (k + 1), {0: 10.0, 1: 40.0, 2: 30.0, 3: 20.0, 4: spike[k],
+                                     5: 1.0, 6: steady[k], 7: 1.0})  # fmt: skip
+        assert d.workers[4].latest == 45.0 > 40.0  # raw: above P_1's top (member 1)
+        assert float(d.workers[4].curve.smoothed()[-1]) < 40.0  # smoothed: below it
+        cmds = d.on_ready([0, 1, 2, 3])
+        picked |= {c.src for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"}
+    assert picked == ({1, 6} if smoothed else {1, 4, 6})
 
 
 def test_parent_perturb_power_raises_the_parents_factors_and_leaves_p1_alone():

@@ -35,7 +35,8 @@ defaults (off) the decisions and the random stream are the paper's
 - ``protect_steps`` (:meth:`FirePBT.protected`): a member that received an evaluator's
   weights cannot lose an evolution event for this many steps.
 - ``greedy_sources`` (:meth:`FirePBT.sources`): P_1's losers may also copy parent
-  members whose Q is as good as P_1's top quarter.
+  members whose Q is as good as P_1's top quarter; with ``greedy_smoothed`` a parent
+  member is judged by its GP-smoothed Q, not by one reading.
 - ``eval_stop`` (:meth:`FirePBT.assign_free`): no evaluator is assigned to a parent in
   this last fraction of the budget, so that the networks P_1 received last have time to
   anneal under its greedy hyperparameters before the end.
@@ -111,6 +112,7 @@ class FirePBT(FireDepartures):
         eval_patience: float = 1.0,
         protect_steps: int = 0,
         greedy_sources: bool = False,
+        greedy_smoothed: bool = False,
         greedy_finish: float = 0.0,
         eval_stop: float = 0.0,
         parent_perturb_power: float = 1.0,
@@ -143,6 +145,7 @@ class FirePBT(FireDepartures):
         self.eval_patience = eval_patience
         self.protect_steps = protect_steps
         self.greedy_sources = greedy_sources
+        self.greedy_smoothed = greedy_smoothed
         self.greedy_finish = greedy_finish
         self.eval_stop = eval_stop
         self.parent_perturb_power = parent_perturb_power

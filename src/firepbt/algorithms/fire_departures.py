@@ -1,10 +1,10 @@
 """FIRE PBT's departures from the paper (issue 11), each a named ``[algorithm]`` setting.
 
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
-false``, ``protect_steps = 0``, ``eval_patience = 1``, ``reseed_after = 0``,
-``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power = 1``, ``parent_freeze =
-0``, ``rank_freed_parents = false``, and ``init_sampling = "iid"``, the one departure on
-by default since the fifth pass) each hook
+false`` and ``greedy_smoothed = false``, ``protect_steps = 0``, ``eval_patience = 1``,
+``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
+1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, and ``init_sampling =
+"iid"``, the one departure on by default since the fifth pass) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
 paper's algorithm (``tests/test_fire_departures.py``). ``init_sampling`` lives in
 :meth:`PBT.start <firepbt.algorithms.pbt.PBT.start>`, as PBT and random search take it too. Why each exists and what the seed
@@ -29,6 +29,7 @@ class FireDepartures(PBT):
 
     parent_resample: float
     greedy_sources: bool
+    greedy_smoothed: bool = False  # class default: deciders pickled before it existed
     eval_stop: float = 0.0  # class default: deciders pickled before the setting existed
     parent_perturb_power: float = 1.0  # class defaults: the same, for the third pass's
     parent_freeze: float = 0.0
@@ -90,6 +91,8 @@ class FireDepartures(PBT):
         P_1's worst top member. Where greed is right the parents' networks are good by
         Q too and P_1 ranks all the workers' networks, as PBT does; where it is not
         (a parent trains at higher learning rates and scores worse now) nothing changes.
+        ``greedy_smoothed``: a parent member qualifies on the GP posterior mean of its
+        curve at its latest point instead (noisy Q: one lucky reading is not enough).
         """
         if subpop != 1 or not self.greedy_sources or not top:
             return top
@@ -99,6 +102,11 @@ class FireDepartures(PBT):
             for w in self.members()
             if w.subpop >= 2 and math.isfinite(self._q(w)) and self._q(w) >= bar
         ]
+        if self.greedy_smoothed:
+            # greedy_smoothed: a parent member passes on its GP-smoothed latest Q (SPEC
+            # "Smoothing", the evaluator checks' smoothing), not on one noisy reading;
+            # the bar stays P_1's raw Q, itself the top of noisy readings
+            extra = [i for i in extra if float(self.workers[i].curve.smoothed()[-1]) >= bar]
         return [*top, *extra]
 
     def protected(self, member: Worker) -> bool:

@@ -364,6 +364,13 @@ def _departures(f: Fields) -> dict[str, Any]:
     freeze = f.get("parent_freeze", float, 0.0)
     if not 0 <= freeze < 1:
         raise ConfigError(f"algorithm.parent_freeze: must be in [0, 1) (0: off), got {freeze}")
+    greedy = f.get("greedy_sources", bool, False)
+    smoothed = f.get("greedy_smoothed", bool, False)
+    if smoothed and not greedy:
+        raise ConfigError(
+            "algorithm.greedy_smoothed: changes how greedy_sources judges parent members; "
+            "set algorithm.greedy_sources = true as well"
+        )
     return {
         "parent_perturb_power": float(power),
         "parent_freeze": float(freeze),
@@ -374,7 +381,8 @@ def _departures(f: Fields) -> dict[str, Any]:
         "reseed_after": int(reseed),
         "eval_patience": float(patience),
         "protect_steps": int(protect),
-        "greedy_sources": f.get("greedy_sources", bool, False),
+        "greedy_sources": greedy,
+        "greedy_smoothed": smoothed,
     }
 
 
