@@ -23,8 +23,10 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import parse_seeds, run_seed
+from benchmarks.rl import benchmarks as rl_benchmarks
 
-RL = ("rl-cartpole22", "rl-acrobot22", "rl-lqr22", "rl-lqr50")
+#: the RL benchmarks, whose runs are compared on their multi-seed replays
+RL = frozenset(b.name for b in rl_benchmarks(quick=False))
 
 
 def scores(out: Path, bench: str, method: str, metric: str) -> tuple[dict[int, float], str]:

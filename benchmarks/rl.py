@@ -51,9 +51,10 @@ from benchmarks.common import Benchmark, algorithm
 from benchmarks.ppo import _config  # the same PPO config at another shape
 
 NUM_ENVS, ROLLOUT = 8, 16
-#: environment steps per iteration, per benchmark (PPO: NUM_ENVS x ROLLOUT)
-ENV_STEPS = {"rl-lqr22": 16 * 16, "rl-lqr50": 16 * 16}
 LQR = "firepbt.tasks.lqr:LQRPolicyGradient"
+#: environment steps per iteration of the LQR benchmarks (LQRPolicyGradient's defaults:
+#: 16 episodes of 16 steps); PPO's are NUM_ENVS x ROLLOUT
+LQR_ENV_STEPS = 16 * 16
 REPLAY_SEEDS = list(range(1000, 1024))  # 24 fresh seeds (6 before the second pass)
 REPLAY_EPISODES = 32
 
@@ -159,6 +160,11 @@ def sweep_score(run_dir: Path) -> float:
     return float(replays(run_dir)["sampled_mean"])
 
 
+def is_lqr(b: Benchmark) -> bool:
+    """Whether ``b`` trains the LQR (its test and replays: the exact expected return)."""
+    return bool(next(iter(b.methods.values()))["trainable"] == LQR)
+
+
 def sem(values: list[float]) -> float:
     """Standard error of the mean of ``values`` (0 for a single value)."""
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
@@ -234,8 +240,8 @@ def figure5(b: Benchmark, report: dict[str, Any], out: Path) -> Path:
     from benchmarks.suite import label
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    per_step = LQR_ENV_STEPS if is_lqr(b) else NUM_ENVS * ROLLOUT
     for m, mm in report["methods"].items():
-        per_step = ENV_STEPS.get(b.name, NUM_ENVS * ROLLOUT)
         curves = [top_return_curve(out / b.name / f"{m}-seed{s}", per_step) for s in mm["runs"]]
         if not curves:
             continue
@@ -260,7 +266,7 @@ def post(b: Benchmark, report: dict[str, Any], out: Path) -> list[str]:
     """Multi-seed replays and Figure 5 for the report (called by the suite)."""
     from benchmarks.suite import label
 
-    exact = b.name in ENV_STEPS  # rl-lqr22: the replayed policy's exact expected return
+    exact = is_lqr(b)  # the replayed policy's exact expected return
     if exact:
         lines = ["", f"Replays of each run's best schedule on {len(REPLAY_SEEDS)} fresh seeds, "
                  "each replayed policy measured by its exact expected return (no episode "
