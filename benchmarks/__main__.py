@@ -106,16 +106,16 @@ def select(benches: list[Benchmark], args: argparse.Namespace) -> list[Benchmark
         for v in args.variants:
             if fire is not None:
                 algo = fire["algorithm"]
-                b.methods[f"fire@{v}"] = {
-                    **fire,
-                    "algorithm": {**algo, **variants.variant(v, algo["max_eval_steps"])},
-                }
+                extra, top = variants.split(variants.variant(v, algo["max_eval_steps"]))
+                b.methods[f"fire@{v}"] = {**fire, **top, "algorithm": {**algo, **extra}}
             if variants.common(v):  # random search and PBT take it too
+                extra, top = variants.split(variants.common_settings(v))
                 for m in baselines:
                     cfg = b.methods[m]
                     b.methods[f"{m}@{v}"] = {
                         **cfg,
-                        "algorithm": {**cfg["algorithm"], **variants.common_settings(v)},
+                        **top,
+                        "algorithm": {**cfg["algorithm"], **extra},
                     }
     if args.methods:
         known = {m for b in benches for m in b.methods}

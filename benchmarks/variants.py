@@ -33,7 +33,20 @@ PAPER: dict[str, Any] = {
 #: baselines get the same change (the fifth pass: stratified initial draws).
 COMMON: dict[str, Callable[[int], dict[str, Any]]] = {
     "strat": lambda m: {"init_sampling": "stratified"},
+    # the seventh pass: the best network is the best final network of P_1 (config
+    # ``best = "final"``, a top-level setting: TOP_LEVEL)
+    "final": lambda m: {"best": "final"},
 }
+
+#: the variants' settings that live at the config's top level, not in [algorithm]
+TOP_LEVEL = frozenset({"best"})
+
+
+def split(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A variant's settings as ([algorithm] settings, top-level settings)."""
+    top = {k: v for k, v in settings.items() if k in TOP_LEVEL}
+    return {k: v for k, v in settings.items() if k not in TOP_LEVEL}, top
+
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
 VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {

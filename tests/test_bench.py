@@ -268,6 +268,27 @@ def test_a_common_variant_runs_the_baselines_too_and_paired_compares_seed_by_see
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
 
 
+def test_a_top_level_variant_sets_the_config_not_the_algorithm_table(tmp_path):
+    """``--variants final`` (``best = "final"``, a top-level setting every algorithm
+    takes) reaches the config's top level of ``fire@final`` and ``pbt@final``, leaves
+    their [algorithm] tables alone, and the run's best is a final network of P_1."""
+    out = tmp_path / "sweep"
+    args = ["--quick", "--only", "nqm-noise", "--seeds", "0", "--variants", "final",
+            "--methods", "pbt", "pbt@final", "fire@final", "--out", str(out), "--no-report"]  # fmt: skip
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def result(method):
+        return json.loads((out / "nqm-noise" / f"{method}-seed0" / "result.json").read_text())
+
+    base, final, fire = result("pbt"), result("pbt@final"), result("fire@final")
+    assert "best" not in base["config"] and final["config"]["best"] == "final"
+    assert fire["config"]["best"] == "final" and "best" not in fire["config"]["algorithm"]
+    assert final["config"]["algorithm"] == base["config"]["algorithm"]
+    for r in (final, fire):
+        assert r["best"]["step"] == r["steps"] and r["best"]["subpopulation"] == 1
+
+
 def test_lqr_benchmarks_have_the_papers_rl_shapes():
     """rl-lqr22 (2 x 8 + 6, as the other RL benchmarks) and rl-lqr50 (the paper's RL
     population: 2 x 18 + 14); equal compute for the baselines; P_2 waits 1/6 of training

@@ -177,3 +177,27 @@ class PidProbe(Climb):
         import os
 
         return float(os.getpid())
+
+
+class EndsNaN(Climb):
+    """Scores NaN once it has trained ``until`` steps (counted on the network, so copies
+    bring the count along): every network diverges at the end of a 400-step run."""
+
+    def __init__(self, seed: int, noise: float = 0.0, until: int = 400) -> None:
+        super().__init__(seed, noise)
+        self.until = until
+        self.done = 0
+
+    def train(self, steps: int, hparams: dict) -> None:
+        self.done += steps
+        super().train(steps, hparams)
+
+    def evaluate(self) -> float:
+        return math.nan if self.done >= self.until else super().evaluate()
+
+    def state_dict(self):
+        return {**super().state_dict(), "done": self.done}
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        self.done = state["done"]

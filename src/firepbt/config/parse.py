@@ -14,6 +14,7 @@ from firepbt.algorithms.fire import max_significant_points
 from firepbt.algorithms.random_search import RelativeSchedule
 from firepbt.config.fields import Fields
 from firepbt.config.settings import (
+    BEST_RULES,
     EXECUTORS,
     AlgorithmSettings,
     Config,
@@ -41,6 +42,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     ready_interval = f.positive_int("ready_interval", 2400)
     mode = f.choice("mode", ("sync", "async"), "sync")
     replay = f.get("replay", bool, True)
+    best = f.choice("best", BEST_RULES, "highest")
     executor = f.choice("executor", EXECUTORS, "inprocess")
     slots = f.positive_int("slots") if "slots" in f.table else None
     devices = _devices(f)
@@ -105,6 +107,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
         ready_interval=ready_interval,
         mode=mode,
         replay=replay,
+        best=best,
         executor=executor,
         slots=slots,
         devices=devices,

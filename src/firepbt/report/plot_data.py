@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from firepbt.runner.best import final_candidate
 from firepbt.runner.journal import read_events
 from firepbt.runner.lineage import Lineage
 
@@ -53,6 +54,9 @@ class _Scan:
     def __init__(self) -> None:
         self.direction = "max"
         self.best: Mapping[str, Any] | None = None
+        self.best_p1: Mapping[str, Any] | None = None  # best = "final"'s fallback
+        self.rule = "highest"  # the config's best (SPEC "The best network")
+        self.steps = 0
         self.xs: list[int] = []
         self.ys: list[float] = []
         self.best_score = math.nan
@@ -88,6 +92,8 @@ class _Scan:
                     )
             elif kind == "start":
                 self.direction = str(ev["config"].get("direction", "max"))
+                self.rule = str(ev["config"].get("best", "highest"))
+                self.steps = int(ev["config"].get("steps", 0))
                 self.roles = [(str(r), int(s or 0)) for r, s in ev["roles"]]
                 self.space = dict(ev["config"]["space"])
                 self.names = list(self.space)
@@ -97,10 +103,21 @@ class _Scan:
 
     def _result(self, ev: Mapping[str, Any]) -> None:
         score = ev.get("score")
-        if score is not None and (
-            self.best is None or _better(score, self.best["score"], self.direction)
+        w = int(ev["worker"])
+        role, sub = self.roles[w]
+        eligible = self.rule == "highest" or final_candidate(role, sub, int(ev["step"]), self.steps)
+        if (
+            score is not None
+            and eligible
+            and (self.best is None or _better(score, self.best["score"], self.direction))
         ):
             self.best = ev
+        if (
+            score is not None
+            and (role, sub) == ("member", 1)
+            and (self.best_p1 is None or _better(score, self.best_p1["score"], self.direction))
+        ):
+            self.best_p1 = ev
         # best score so far against the furthest step any worker has reached
         self.front = max(self.front, int(ev["step"]))
         if score is not None and (
@@ -113,7 +130,6 @@ class _Scan:
             else:
                 self.xs.append(self.front)
                 self.ys.append(self.best_score)
-        w = int(ev["worker"])
         self.current[w] = ev["hparams"]
         sub = self.roles[w][1] if self.roles[w][0] == "member" else 0
         for name in self.names:
@@ -122,16 +138,22 @@ class _Scan:
                 self.values[(sub, name)][int(ev["step"])].append(v)
         self.lineage.train(int(ev["net"]), int(ev["start"]), int(ev["step"]), ev["hparams"])
 
+    def chosen(self) -> Mapping[str, Any] | None:
+        """The best network's result event, as :func:`firepbt.runner.best.chosen` picks it."""
+        return self.best if self.best is not None or self.rule == "highest" else self.best_p1
+
     def best_result(self) -> dict[str, Any] | None:
-        return dict(self.best) if self.best is not None else None
+        best = self.chosen()
+        return dict(best) if best is not None else None
 
     def best_curve(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.xs), np.asarray(self.ys)
 
     def best_schedule(self) -> list[dict[str, Any]]:
-        if self.best is None:
+        best = self.chosen()
+        if best is None:
             return []
-        return self.lineage.schedule(int(self.best["net"]), int(self.best["step"]))
+        return self.lineage.schedule(int(best["net"]), int(best["step"]))
 
     def hparam_bands(self) -> dict[str, Any]:
         bands: dict[str, dict[int, dict[str, np.ndarray]]] = defaultdict(dict)
@@ -158,7 +180,8 @@ class _Scan:
 
 
 def best_result(run: str | Path | Events) -> dict[str, Any] | None:
-    """The result event with the best score (the first one to reach it), or None."""
+    """The result event of the run's best network (the first one to reach its score,
+    under the run's ``best`` rule: SPEC "The best network"), or None."""
     return _Scan().feed(_events(run)).best_result()
 
 

@@ -1,8 +1,17 @@
 """The best network (SPEC "The best network") and the run's result.
 
-The experiment's best is the highest Q recorded by any worker; the best of P_1 alone is
-the paper's "current best effort". The result holds both, with their schedules, and the
-replay of the best schedule.
+With ``best = "highest"`` (the paper's rule, Section 4: "the highest recorded validation
+score throughout training") the experiment's best is the highest Q recorded by any
+worker. With ``best = "final"`` (a departure, issue 11) it is the highest *final* Q of
+P_1's members: the networks the run ends with, in the sub-population that FIRE PBT
+keeps as its "current best effort" (Section 3.3; for PBT and random search P_1 is the
+whole population). Where Q is a noisy estimate, as an RL agent's training return is,
+the highest of hundreds of readings is mostly luck (a winner's curse): it picks early
+readings of networks trained at rates too high to keep, and FIRE PBT's parent members
+and evaluators, which train for improvement rate, not for their current Q. If no member
+of P_1 ends with a finite Q, the final rule falls back to P_1's highest reading, and
+the result says so. The best of P_1 alone (any step) is kept under both rules. The
+result holds both, with their schedules, and the replay of the best schedule.
 """
 
 from __future__ import annotations
@@ -20,11 +29,20 @@ if TYPE_CHECKING:
 RESULT_FILE = "result.json"
 
 
+def final_candidate(role: str, subpop: int | None, step: int, steps: int) -> bool:
+    """Whether a reading may be the best network under ``best = "final"``: a member of
+    P_1 that has reached the budget (the same test for the journal's readers)."""
+    return role == "member" and subpop == 1 and step >= steps
+
+
 def track_best(run: Run, w: int, q: float, score: float) -> float | None:
     """Update the best networks with worker ``w``'s finite Q; its test score if taken."""
     worker = run.decider.workers[w]
     test = None
-    if run.best is None or q > run.best["q"]:
+    eligible = run.config.best == "highest" or final_candidate(
+        worker.role, worker.subpop, run.step[w], run.config.steps
+    )
+    if eligible and (run.best is None or q > run.best["q"]):
         test = run.executor.test(w)
         run.best = record(run, w, q, score, test)
         if run.config.keep_best_checkpoints:
@@ -60,10 +78,18 @@ def describe(run: Run, rec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def chosen(run: Run) -> dict[str, Any] | None:
+    """The run's best network's record: ``run.best``, or under ``best = "final"`` with no
+    finite final reading in P_1, P_1's highest reading (marked ``fallback``)."""
+    if run.best is not None or run.config.best == "highest" or run.best_p1 is None:
+        return run.best
+    return {**run.best_p1, "fallback": "no member of P_1 ended with a finite Q"}
+
+
 def replay_best(run: Run) -> dict[str, float | None] | None:
     """Replay the best network's schedule from scratch, through the run's executor (on a
     worker, where the hardware is, not in the controller), before the executor closes."""
-    best = describe(run, run.best)
+    best = describe(run, chosen(run))
     if not run.config.replay or best is None:
         return None
     return run.executor.replay(
@@ -72,7 +98,7 @@ def replay_best(run: Run) -> dict[str, float | None] | None:
 
 
 def build_result(run: Run) -> dict[str, Any]:
-    best = describe(run, run.best)
+    best = describe(run, chosen(run))
     cfg = run.config
     return {
         "firepbt_version": __version__,
@@ -82,6 +108,7 @@ def build_result(run: Run) -> dict[str, Any]:
         "workers": cfg.workers,
         "direction": cfg.direction,
         "steps": cfg.steps,
+        **({} if cfg.best == "highest" else {"best_rule": cfg.best}),
         "best": best,
         "best_p1": describe(run, run.best_p1),
         "replay": run.replayed,

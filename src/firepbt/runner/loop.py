@@ -300,7 +300,8 @@ class Run:
         return self.members_left() + sorted(self.evaluating)
 
     def progress(self, step: int) -> None:
-        best = "-" if self.best is None else f"{self.best['score']:.6g}"
+        rec = self.best if self.best is not None else self.best_p1  # best = "final": P_1's so far
+        best = "-" if rec is None else f"{rec['score']:.6g}"
         c = self.counts
         self.log(
             f"step {step}/{self.config.steps}  best {best}  exploits {c['exploit']}  "

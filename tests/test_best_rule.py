@@ -1,0 +1,101 @@
+"""The run's best network under ``best = "highest"`` (the paper) and ``best = "final"``
+(SPEC "The best network"; runner/best.py): the result, the journal's readers and the
+config agree."""
+
+import json
+
+import pytest
+
+from firepbt.api import run
+from firepbt.config import Config
+from firepbt.core.errors import ConfigError
+from firepbt.report.plot_data import best_result, best_schedule
+from firepbt.runner.journal import read_events
+
+BASE = {
+    "trainable": "toys:Climb",
+    "args": {"noise": 0.3},  # Q is noisy: the highest reading is luck (a winner's curse)
+    "direction": "max",
+    "seed": 3,
+    "steps": 400,
+    "eval_interval": 10,
+    "ready_interval": 50,
+    "replay": False,
+    "space": {"lr": {"kind": "log_uniform", "low": 0.001, "high": 1.0}},
+}
+FIRE = {"name": "fire", "subpopulations": 2, "subpopulation_size": 4, "evaluators": 3,
+        "max_eval_steps": 100}  # fmt: skip
+PBT = {"name": "pbt", "population": 8}
+
+
+def readings(path):
+    """(score, worker, step, role, subpop) of every finite result in the journal."""
+    events = list(read_events(path))
+    roles = events[0]["roles"]
+    return [
+        (ev["score"], ev["worker"], ev["step"], *roles[ev["worker"]])
+        for ev in events
+        if ev["ev"] == "result" and ev["score"] is not None
+    ]
+
+
+def agrees_with_journal(result, path):
+    best = best_result(path)
+    assert (best["worker"], best["step"], best["score"]) == (
+        result["best"]["member"],
+        result["best"]["step"],
+        result["best"]["score"],
+    )
+    assert best_schedule(path) == result["best"]["schedule"]
+
+
+@pytest.mark.parametrize("algo", [FIRE, PBT], ids=["fire", "pbt"])
+def test_final_picks_the_best_final_network_of_p1(tmp_path, algo):
+    high = run(Config.from_dict({**BASE, "algorithm": algo}), tmp_path / "high")
+    final = run(Config.from_dict({**BASE, "algorithm": algo, "best": "final"}), tmp_path / "fin")
+    # the decisions are the same: only the pick differs
+    ev_high = [e for e in read_events(tmp_path / "high") if e["ev"] != "start"]
+    ev_fin = [e for e in read_events(tmp_path / "fin") if e["ev"] != "start"]
+    strip = [{k: v for k, v in e.items() if k != "test"} for e in ev_high]
+    assert strip == [{k: v for k, v in e.items() if k != "test"} for e in ev_fin]
+
+    rows = readings(tmp_path / "fin")
+    top = max(r[0] for r in rows)
+    last = max(r[0] for r in rows if r[2] >= 400 and r[3:] == ("member", 1))
+    assert high["best"]["score"] == top
+    assert final["best"]["score"] == last and final["best"]["step"] == 400
+    assert final["best"]["role"] == "member" and final["best"]["subpopulation"] == 1
+    assert last < top  # on this seed the two rules pick different networks
+    assert final["best_rule"] == "final" and "best_rule" not in high
+    for result, path in ((high, tmp_path / "high"), (final, tmp_path / "fin")):
+        agrees_with_journal(result, path)
+    assert final["best"]["schedule"][-1]["end"] == 400
+    # the best of P_1 alone is the paper's "current best effort" under both rules
+    assert final["best_p1"] == high["best_p1"]
+
+
+def test_final_falls_back_to_p1s_highest_when_p1_ends_diverged(tmp_path):
+    cfg = {**BASE, "trainable": "toys:EndsNaN", "algorithm": FIRE, "best": "final"}
+    result = run(Config.from_dict(cfg), tmp_path)
+    rows = readings(tmp_path)
+    assert not [r for r in rows if r[2] >= 400]  # every network diverged at the end
+    assert result["best"]["fallback"] == "no member of P_1 ended with a finite Q"
+    assert result["best"]["score"] == max(r[0] for r in rows if r[3:] == ("member", 1))
+    assert result["best"]["score"] == result["best_p1"]["score"]
+    agrees_with_journal(result, tmp_path)
+
+
+def test_the_paper_rule_leaves_the_config_and_journal_as_before(tmp_path):
+    cfg = Config.from_dict({**BASE, "algorithm": PBT})
+    assert cfg.best == "highest" and "best" not in cfg.to_dict()
+    final = Config.from_dict({**BASE, "algorithm": PBT, "best": "final"})
+    assert final.to_dict()["best"] == "final"
+    assert Config.from_dict(final.to_dict()) == final  # round trip
+    run(final, tmp_path)
+    start = json.loads((tmp_path / "events.jsonl").read_text().splitlines()[0])
+    assert start["config"]["best"] == "final"
+
+
+def test_an_unknown_rule_is_refused_naming_the_field():
+    with pytest.raises(ConfigError, match=r"^best: must be one of"):
+        Config.from_dict({**BASE, "algorithm": PBT, "best": "last"})
