@@ -51,8 +51,9 @@ def agrees_with_journal(result, path):
 
 @pytest.mark.parametrize("algo", [FIRE, PBT], ids=["fire", "pbt"])
 def test_final_picks_the_best_final_network_of_p1(tmp_path, algo):
-    high = run(Config.from_dict({**BASE, "algorithm": algo}), tmp_path / "high")
-    final = run(Config.from_dict({**BASE, "algorithm": algo, "best": "final"}), tmp_path / "fin")
+    paper = {**BASE, "algorithm": algo, "best": "highest"}
+    high = run(Config.from_dict(paper), tmp_path / "high")
+    final = run(Config.from_dict({**BASE, "algorithm": algo}), tmp_path / "fin")  # default
     # the decisions are the same: only the pick differs
     ev_high = [e for e in read_events(tmp_path / "high") if e["ev"] != "start"]
     ev_fin = [e for e in read_events(tmp_path / "fin") if e["ev"] != "start"]
@@ -66,7 +67,7 @@ def test_final_picks_the_best_final_network_of_p1(tmp_path, algo):
     assert final["best"]["score"] == last and final["best"]["step"] == 400
     assert final["best"]["role"] == "member" and final["best"]["subpopulation"] == 1
     assert last < top  # on this seed the two rules pick different networks
-    assert final["best_rule"] == "final" and "best_rule" not in high
+    assert final["best_rule"] == "final" and high["best_rule"] == "highest"
     for result, path in ((high, tmp_path / "high"), (final, tmp_path / "fin")):
         agrees_with_journal(result, path)
     assert final["best"]["schedule"][-1]["end"] == 400
@@ -85,15 +86,23 @@ def test_final_falls_back_to_p1s_highest_when_p1_ends_diverged(tmp_path):
     agrees_with_journal(result, tmp_path)
 
 
-def test_the_paper_rule_leaves_the_config_and_journal_as_before(tmp_path):
-    cfg = Config.from_dict({**BASE, "algorithm": PBT})
-    assert cfg.best == "highest" and "best" not in cfg.to_dict()
-    final = Config.from_dict({**BASE, "algorithm": PBT, "best": "final"})
-    assert final.to_dict()["best"] == "final"
-    assert Config.from_dict(final.to_dict()) == final  # round trip
-    run(final, tmp_path)
-    start = json.loads((tmp_path / "events.jsonl").read_text().splitlines()[0])
-    assert start["config"]["best"] == "final"
+def test_the_rule_is_journalled_and_a_journal_without_it_reads_as_the_papers(tmp_path):
+    """The default is "final"; the config always holds the rule, and a journal written
+    before the setting existed (no key) used the paper's rule, so its readers use it."""
+    final = Config.from_dict({**BASE, "algorithm": PBT})
+    paper = Config.from_dict({**BASE, "algorithm": PBT, "best": "highest"})
+    assert final.best == "final" and final.to_dict()["best"] == "final"
+    for cfg in (final, paper):
+        assert Config.from_dict(cfg.to_dict()) == cfg  # round trip
+    result = run(paper, tmp_path / "paper")
+    lines = (tmp_path / "paper" / "events.jsonl").read_text().splitlines()
+    start = json.loads(lines[0])
+    assert start["config"]["best"] == "highest"
+    del start["config"]["best"]  # as written before the setting existed
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "events.jsonl").write_text("\n".join([json.dumps(start), *lines[1:]]) + "\n")
+    agrees_with_journal(result, old)
 
 
 def test_an_unknown_rule_is_refused_naming_the_field():

@@ -311,9 +311,14 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
 # -- garbage collection, keep-best, journal before effect ------------------------------
 
 
-def test_checkpoints_are_collected_and_keep_best_keeps_the_best_network(tmp_path):
+@pytest.mark.parametrize("rule", ["highest", "final"])
+def test_checkpoints_are_collected_and_keep_best_keeps_the_best_network(tmp_path, rule):
+    """Under ``best = "highest"`` the best network's state is in the checkpoints from the
+    first result on; under ``"final"`` (the default) only once a member of P_1 has
+    reached the budget, i.e. in none of them, and best.json keeps it after the run."""
     out = tmp_path / "run"
     peak = []
+    bests = []
 
     def inspect(event):
         if r.store is not None:
@@ -326,14 +331,21 @@ def test_checkpoints_are_collected_and_keep_best_keeps_the_best_network(tmp_path
         for seq in seqs:
             body = store.read_manifest(seq)
             named |= {store.pack_path(e[0]).name for e in [body["loop"], *body["states"]]}
-            named.add(store.pack_path(body["best_state"][0]).name)
+            bests.append(body["best_state"])
+            if body["best_state"] is not None:
+                named.add(store.pack_path(body["best_state"][0]).name)
         on_disk = {p.name for p in store.packs.glob("*.bin")}
         assert len(seqs) <= 2 and on_disk <= named
         peak.append(len(on_disk))
 
-    r = Run(config(keep_best_checkpoints=True), out, observers=[inspect])
+    r = Run(config(keep_best_checkpoints=True, best=rule), out, observers=[inspect])
     result = r.execute()
     assert peak and max(peak) <= MAX_AGE + 2
+    if rule == "highest":
+        assert all(b is not None for b in bests)
+    else:
+        assert bests and all(b is None for b in bests)
+        assert result["best"]["step"] == 400
     best = json.loads((out / "checkpoints/best.json").read_text())
     assert best["best"]["step"] == result["best"]["step"]
     state = pickle.loads((out / "checkpoints" / best["best_state"]).read_bytes())

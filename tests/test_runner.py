@@ -128,9 +128,16 @@ def test_diverging_trainable_does_not_end_the_run(tmp_path):
 
 
 def test_minimise_direction_is_negated_once(tmp_path):
-    result = run(config("random", direction="min"), tmp_path)
-    scores = [ev["score"] for ev in read_events(tmp_path) if ev["ev"] == "result"]
+    result = run(config("random", direction="min", best="highest"), tmp_path / "h")
+    scores = [ev["score"] for ev in read_events(tmp_path / "h") if ev["ev"] == "result"]
     assert result["best"]["score"] == min(s for s in scores if s is not None)
+    final = run(config("random", direction="min"), tmp_path / "f")  # best = "final"
+    last = [
+        ev["score"]
+        for ev in read_events(tmp_path / "f")
+        if ev["ev"] == "result" and ev["step"] == 400 and ev["score"] is not None
+    ]
+    assert final["best"]["score"] == min(last) and len(last) == 6
 
 
 def test_existing_run_directory_is_refused(tmp_path):

@@ -4,7 +4,8 @@ With every setting at its paper value (``parent_resample = 0``, ``greedy_sources
 false`` and ``greedy_smoothed = false``, ``protect_steps = 0``, ``eval_patience = 1``,
 ``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
 1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, and ``init_sampling =
-"iid"``, the one departure on by default since the fifth pass) each hook
+"iid"``, the one ``[algorithm]`` departure on by default since the fifth pass; the other
+default departure, ``best = "final"``, is the runner's: ``runner/best.py``) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
 paper's algorithm (``tests/test_fire_departures.py``). ``init_sampling`` lives in
 :meth:`PBT.start <firepbt.algorithms.pbt.PBT.start>`, as PBT and random search take it too. Why each exists and what the seed

@@ -92,6 +92,7 @@ class _Scan:
                     )
             elif kind == "start":
                 self.direction = str(ev["config"].get("direction", "max"))
+                # journals from before the setting existed used the paper's rule
                 self.rule = str(ev["config"].get("best", "highest"))
                 self.steps = int(ev["config"].get("steps", 0))
                 self.roles = [(str(r), int(s or 0)) for r, s in ev["roles"]]

@@ -2,9 +2,10 @@
 
 With ``best = "highest"`` (the paper's rule, Section 4: "the highest recorded validation
 score throughout training") the experiment's best is the highest Q recorded by any
-worker. With ``best = "final"`` (a departure, issue 11) it is the highest *final* Q of
+worker. With ``best = "final"`` (a departure, issue 11; the default since the seventh
+pass) it is the highest *final* Q of
 P_1's members: the networks the run ends with, in the sub-population that FIRE PBT
-keeps as its "current best effort" (Section 3.3; for PBT and random search P_1 is the
+keeps as its "current best effort" (Section 4.1; for PBT and random search P_1 is the
 whole population). Where Q is a noisy estimate, as an RL agent's training return is,
 the highest of hundreds of readings is mostly luck (a winner's curse): it picks early
 readings of networks trained at rates too high to keep, and FIRE PBT's parent members
@@ -108,7 +109,7 @@ def build_result(run: Run) -> dict[str, Any]:
         "workers": cfg.workers,
         "direction": cfg.direction,
         "steps": cfg.steps,
-        **({} if cfg.best == "highest" else {"best_rule": cfg.best}),
+        "best_rule": cfg.best,
         "best": best,
         "best_p1": describe(run, run.best_p1),
         "replay": run.replayed,

@@ -17,7 +17,9 @@ from typing import IO, Any
 from firepbt.core.errors import ConfigError
 
 RUN_FILE = "run.json"  # what the run is: format, version, config (read by ``resume``)
-FORMAT = 2  # bump when the manifest, the blobs or the loop's state change shape
+# bump when the manifest, the blobs or the loop's state change shape; 3: the config's
+# best rule, whose default is "final" (a run of format 2 used "highest" and has no key)
+FORMAT = 3
 
 
 def sha256(data: bytes) -> str:

@@ -190,7 +190,7 @@ class Run:
                     "checkpoint": loaded.seq if loaded else None,
                     "step": max(self.step),
                     "steps": self.config.steps,
-                    "best": self.best["score"] if self.best else None,
+                    "best": self.best_so_far(),
                 }
             )
             return self.drive(loaded)
@@ -299,9 +299,15 @@ class Run:
     def active(self) -> list[int]:
         return self.members_left() + sorted(self.evaluating)
 
+    def best_so_far(self) -> float | None:
+        """The best score so far, for the progress lines: under ``best = "final"`` no
+        network is the best before the members reach the budget, so P_1's highest."""
+        rec = self.best if self.best is not None else self.best_p1
+        return None if rec is None else float(rec["score"])
+
     def progress(self, step: int) -> None:
-        rec = self.best if self.best is not None else self.best_p1  # best = "final": P_1's so far
-        best = "-" if rec is None else f"{rec['score']:.6g}"
+        so_far = self.best_so_far()
+        best = "-" if so_far is None else f"{so_far:.6g}"
         c = self.counts
         self.log(
             f"step {step}/{self.config.steps}  best {best}  exploits {c['exploit']}  "
