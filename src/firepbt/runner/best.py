@@ -3,16 +3,16 @@
 With ``best = "highest"`` (the paper's rule, Section 4: "the highest recorded validation
 score throughout training") the experiment's best is the highest Q recorded by any
 worker. With ``best = "final"`` (a departure, issue 11; the default since the seventh
-pass) it is the highest *final* Q of
-P_1's members: the networks the run ends with, in the sub-population that FIRE PBT
-keeps as its "current best effort" (Section 4.1; for PBT and random search P_1 is the
-whole population). Where Q is a noisy estimate, as an RL agent's training return is,
-the highest of hundreds of readings is mostly luck (a winner's curse): it picks early
-readings of networks trained at rates too high to keep, and FIRE PBT's parent members
-and evaluators, which train for improvement rate, not for their current Q. If no member
-of P_1 ends with a finite Q, the final rule falls back to P_1's highest reading, and
-the result says so. The best of P_1 alone (any step) is kept under both rules. The
-result holds both, with their schedules, and the replay of the best schedule.
+pass) it is the highest *final* Q of P_1's members: the networks the run ends with, in
+the sub-population that FIRE PBT keeps as its "current best effort" (Section 4.1; for
+PBT and random search P_1 is the whole population). Where Q is a noisy estimate, as an
+RL agent's training return is, the highest of hundreds of readings is mostly luck (a
+winner's curse): it picks early readings of networks trained at rates too high to keep,
+and FIRE PBT's parent members and evaluators, which train for improvement rate, not for
+their current Q. If no member of P_1 ends with a finite Q, the final rule falls back to
+P_1's highest reading, and the result says so. The best of P_1 alone (any step) is kept
+under both rules. The result holds both, with their schedules, and the replay of the
+best schedule.
 """
 
 from __future__ import annotations
