@@ -145,7 +145,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             result = load_result(run_dir)
         rows.append((name, result))
     print()
-    print("NQM (loss, lower is better): best validation loss, test loss at that point, replay")
+    print(
+        "NQM (loss, lower is better): the best network's validation loss (the best final "
+        "network of P1), its test loss, P1's lowest loss at any step, replay"
+    )
     print(format_table(summary_rows(rows)))
     try:
         from firepbt.report.plots import plot_run  # noqa: F401  (optional: needs matplotlib)

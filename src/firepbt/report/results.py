@@ -60,6 +60,10 @@ def summary_rows(results: Sequence[tuple[str, dict[str, Any]]]) -> list[list[str
     return rows
 
 
+#: the columns: "best Q", "test@best" and "step" describe the run's best network (under
+#: ``best = "final"``, the default, the best final network of P_1); "P1 peak" is P_1's
+#: highest reading at any step (``best_p1``, the paper's "current best effort"), which
+#: under "final" may be higher than the best network's own final Q
 HEADER = [
     "run",
     "algorithm",
@@ -68,7 +72,7 @@ HEADER = [
     "best Q",
     "test@best",
     "step",
-    "best P1",
+    "P1 peak",
     "replay Q",
     "replay test",
     "exploits",
