@@ -49,11 +49,12 @@ def agrees_with_journal(result, path):
     assert best_schedule(path) == result["best"]["schedule"]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("algo", [FIRE, PBT], ids=["fire", "pbt"])
-def test_final_picks_the_best_final_network_of_p1(tmp_path, algo):
-    paper = {**BASE, "algorithm": algo, "best": "highest"}
+def test_final_picks_the_best_final_network_of_p1(tmp_path, algo, mode):
+    paper = {**BASE, "algorithm": algo, "best": "highest", "mode": mode}
     high = run(Config.from_dict(paper), tmp_path / "high")
-    final = run(Config.from_dict({**BASE, "algorithm": algo}), tmp_path / "fin")  # default
+    final = run(Config.from_dict({**BASE, "algorithm": algo, "mode": mode}), tmp_path / "fin")
     # the decisions are the same: only the pick differs
     ev_high = [e for e in read_events(tmp_path / "high") if e["ev"] != "start"]
     ev_fin = [e for e in read_events(tmp_path / "fin") if e["ev"] != "start"]
