@@ -132,11 +132,11 @@ class _Scan:
                 self.xs.append(self.front)
                 self.ys.append(self.best_score)
         self.current[w] = ev["hparams"]
-        sub = self.roles[w][1] if self.roles[w][0] == "member" else 0
+        band = sub if role == "member" else 0  # evaluators: one band of their own
         for name in self.names:
             v = _numeric(ev["hparams"].get(name), self.space.get(name, {}))
             if v is not None:
-                self.values[(sub, name)][int(ev["step"])].append(v)
+                self.values[(band, name)][int(ev["step"])].append(v)
         self.lineage.train(int(ev["net"]), int(ev["start"]), int(ev["step"]), ev["hparams"])
 
     def chosen(self) -> Mapping[str, Any] | None:
