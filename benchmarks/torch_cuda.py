@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     devices = [d.strip() for d in args.devices.split(",")]
     cfg = load_config(ROOT / "examples" / "torch_digits.toml")
-    cfg = replace(cfg, steps=args.steps, tensorboard=False)
+    cfg = replace(cfg, steps=args.steps, log=replace(cfg.log, tensorboard=False))
     ex = ProcessExecutor(len(devices), devices=devices)
     seen: dict[str, str] = {}
     started = ex.start

@@ -1,5 +1,7 @@
 """The PyTorch helper: a real network trains, copies reproduce, hparams reach the optimiser."""
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -172,3 +174,111 @@ def test_devices_naming_no_such_gpu_fail_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"devices: cuda:0 is not a device on this machine"):
         run(Config.from_dict(data), tmp_path / "x")
     assert not (tmp_path / "x").exists()  # nothing written
+
+
+# The same checks on a GPU: they run on the CPU everywhere and on cuda:0 where PyTorch sees
+# one (a lent GPU machine: `pytest tests/test_torch.py`; CI has none and skips those cases).
+ON_DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda:0",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    ),
+]
+
+
+@pytest.mark.parametrize("device", ON_DEVICES)
+def test_on_each_device_a_copy_reproduces_the_next_losses_bit_for_bit(device):
+    """The dropout masks on a GPU come from the CUDA RNG: the state carries it, so the
+    copy's next losses are the source's (the README's claim, checked on the device)."""
+    src = MLP(seed=0, device=device)
+    src.train(21, H)
+    src.evaluate()
+    dst = MLP(seed=1, device=device)
+    dst.train(5, {"lr": 0.5, "momentum": 0.0})
+    state = src.state_dict()
+    assert all(t.device.type == "cpu" for t in _tensors(state))  # states travel on the CPU
+    assert (state["cuda_rng"] is not None) == (device != "cpu")
+    dst.load_state_dict(state)
+    assert {p.device.type for p in dst.model.parameters()} == {torch.device(device).type}
+    assert losses(src, 20) == losses(dst, 20)
+    for p, q in zip(src.model.parameters(), dst.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("device", ON_DEVICES)
+def test_on_each_device_training_leaves_the_global_rngs_alone(device):
+    net = MLP(seed=0, device=device)
+    torch.manual_seed(7)  # seeds the CUDA generators too, where there are any
+    expected = [torch.rand(2), *(torch.rand(2, device=device) for _ in range(device != "cpu"))]
+    torch.manual_seed(7)
+    net.train(10, H)
+    net.evaluate()
+    after = [torch.rand(2), *(torch.rand(2, device=device) for _ in range(device != "cpu"))]
+    assert all(torch.equal(a, b) for a, b in zip(after, expected, strict=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_gpu_networks_state_moves_to_a_cpu_network_and_back_and_trains():
+    """A GPU network's state loads onto a CPU network and the other way round (a replay or
+    a resume on another machine); each keeps training on its own device."""
+    a = MLP(seed=0, device="cuda:0")
+    a.train(7, H)
+    b = MLP(seed=1, device="cpu")
+    b.load_state_dict(a.state_dict())
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p.cpu(), q)
+    b.train(5, H)
+    assert math.isfinite(b.last_loss)
+    a.load_state_dict(b.state_dict())
+    assert {p.device.type for p in a.model.parameters()} == {"cuda"}
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(p.cpu(), q)
+    a.train(5, H)
+    assert math.isfinite(a.last_loss)
+
+
+@pytest.mark.parametrize("device", ON_DEVICES)
+def test_on_each_device_the_process_executor_gives_the_same_run_twice(tmp_path, device):
+    """FIRE PBT's PBT sibling through a slot pinned to the device: the same seed gives a
+    byte-identical journal and result (weight copies carry the device's RNG)."""
+    from firepbt.executors import ProcessExecutor
+
+    data = config("pbt").to_dict()
+    data.update(trainable="torch_toys:MLP", steps=60, eval_interval=10, ready_interval=20)
+    data.update(args={"n": 256}, space={"lr": {"kind": "log_uniform", "low": 0.01, "high": 0.5}})
+    data["algorithm"]["population"] = 4
+    cfg = Config.from_dict(data)
+    for name in ("a", "b"):
+        result = run(cfg, tmp_path / name, executor=ProcessExecutor(1, devices=[device]))
+    assert result["counts"]["exploit"] > 0 and result["best"]["score"] > 0.5
+    for name in ("events.jsonl", "result.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_devices_naming_a_second_gpu_on_a_one_gpu_machine_fail_before_training(tmp_path):
+    if torch.cuda.device_count() != 1:
+        pytest.skip("needs exactly one GPU")
+    from firepbt.core.errors import ConfigError
+
+    data = config("pbt").to_dict()
+    data.update(trainable="torch_toys:MLP", executor="processes", devices="cuda:1")
+    with pytest.raises(ConfigError, match=r"devices: cuda:1 is not a device on this machine"):
+        run(Config.from_dict(data), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_cuda_benchmark_script_runs_on_the_cpu(capsys):
+    """``benchmarks/torch_cuda.py --cpu`` (the GPU check's own script, run on the CPU so
+    that CI notices when it breaks: it once fell behind a config change)."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import torch_cuda
+
+    assert torch_cuda.main(["--cpu", "--steps", "200"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["devices"] == ["cpu"] and out["steps"] == 200
+    assert out["state_on"] == {"param": "cpu", "cuda_rng": "False"}
+    assert out["best"] > 0.5 and out["replay"]["score"] > 0.5

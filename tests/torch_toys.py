@@ -22,7 +22,8 @@ class MLP(TorchTrainable):
 
     def build(self, seed, width=32, dropout=0.1, n=512, batch_size=32, data_seed=0):
         self.x, self.y = two_moons(n, data_seed)
-        self.x_val, self.y_val = two_moons(256, data_seed + 1)
+        # validation data on the network's device (score() runs there); batches are moved
+        self.x_val, self.y_val = (t.to(self.device) for t in two_moons(256, data_seed + 1))
         model = torch.nn.Sequential(
             torch.nn.Linear(2, width),
             torch.nn.ReLU(),
