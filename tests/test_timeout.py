@@ -45,6 +45,84 @@ def test_overrunning_task_is_killed_retried_then_the_network_fails(tmp_path, kin
     assert result["counts"]["diverged"] >= len(failed)
 
 
+KINDS = ["processes", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+def _faults(run_dir):
+    return [e for e in read_events(run_dir) if e["ev"] == "fault"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_hung_test_is_killed_journalled_and_retried(tmp_path, kind, ray_session):
+    """A test() that hangs (on the best network, at the end of the run, or in
+    ``firepbt replay``) used to hang the run for ever: it may take task_timeout."""
+    flag = tmp_path / "hung-once"
+    cfg = Config.from_dict(
+        {
+            **BASE,
+            "trainable": "toys:HangsOnce",
+            "args": {"where": "test", "flag": str(flag)},
+            "executor": kind,
+            "slots": 2,
+            "max_retries": 1,
+            "task_timeout": 3.0,  # a test here takes microseconds, even on a loaded machine
+            "replay": False,
+        }
+    )
+    result = run(cfg, tmp_path / "run", notices=False)
+    assert flag.exists()  # the first test hung
+    (fault,) = _faults(tmp_path / "run")  # journalled once
+    assert fault["during"] == "test" and fault["reason"] == "timeout"
+    assert fault["timeout_s"] == 3.0 and (fault["attempt"], fault["action"]) == (1, "retry")
+    assert result["best"]["test"] is not None  # the retry, on a restarted worker, answered
+    from firepbt.report.notices import fault_text
+
+    assert fault_text(fault) == (
+        f"worker {fault['worker']}'s test ran over its time limit (3 s); killed its worker "
+        f"on slot {fault['slot']}; retrying (retry 1)"
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_hung_replay_is_killed_journalled_and_retried_then_fails_loudly(
+    tmp_path, kind, ray_session
+):
+    from firepbt.runner.setup import seeds_for
+
+    data = {
+        **BASE,
+        "trainable": "toys:HangsOnce",
+        "eval_interval": 20,
+        "executor": kind,
+        "slots": 2,
+        "max_retries": 1,
+        "task_timeout": 3.0,
+    }
+    replay_seed = seeds_for(Config.from_dict(data).seed, 4)[2]
+    flag = tmp_path / "hung-once"
+    args = {"where": "train", "hang_seed": replay_seed, "flag": str(flag)}
+    result = run(Config.from_dict({**data, "args": args}), tmp_path / "once", notices=False)
+    assert flag.exists() and result["replay"]["score"] is not None  # the retry replayed it
+    (fault,) = _faults(tmp_path / "once")
+    # the limit: task_timeout for each of the replay's 2 training calls (40 steps in calls
+    # of eval_interval = 20) and for its evaluation
+    assert (fault["during"], fault["worker"], fault["timeout_s"]) == ("replay", None, 9.0)
+    assert (fault["attempt"], fault["action"]) == (1, "retry")
+
+    # a replay that hangs every time: given up after max_retries, loudly, faults journalled
+    args = {"where": "train", "hang_seed": replay_seed}
+    from firepbt.core.errors import ExecutorError  # the CLI: one line, exit status 1
+
+    with pytest.raises(ExecutorError, match=r"^replay: ran over its time limit \(9 s"):
+        run(Config.from_dict({**data, "args": args}), tmp_path / "always", notices=False)
+    events = read_events(tmp_path / "always")
+    assert [e["ev"] for e in events].count("end") == 1  # the search itself finished
+    assert [(f["during"], f["action"]) for f in _faults(tmp_path / "always")] == [
+        ("replay", "retry"),
+        ("replay", "failed"),
+    ]
+
+
 def test_in_process_timeout_is_reported_while_the_task_runs(tmp_path):
     toys.RELEASE = threading.Event()
     said = []

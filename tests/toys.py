@@ -158,6 +158,45 @@ class Hangs(Climb):
         super().train(steps, hparams)
 
 
+class HangsOnce(Climb):
+    """Hangs (two minutes: without a timeout a test fails, slowly) in ``test`` (``where = "test"``) or, in the network built with seed
+    ``hang_seed`` (the replay's), in ``train`` (``where = "train"``). With ``flag`` (a path)
+    only the first call to get there hangs, after creating the file, so a retry goes on;
+    without it every such call hangs."""
+
+    def __init__(
+        self,
+        seed: int,
+        noise: float = 0.0,
+        where: str = "test",
+        hang_seed: int = -1,
+        flag: str = "",
+    ) -> None:
+        super().__init__(seed, noise)
+        self.seed, self.where, self.hang_seed, self.flag = seed, where, hang_seed, flag
+
+    def _hang(self) -> None:
+        import os
+        import time
+
+        if self.flag:
+            try:
+                os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+        time.sleep(120)
+
+    def train(self, steps: int, hparams: dict) -> None:
+        if self.where == "train" and self.seed == self.hang_seed:
+            self._hang()
+        super().train(steps, hparams)
+
+    def test(self) -> float:
+        if self.where == "test":
+            self._hang()
+        return super().test()
+
+
 RELEASE = None  # a threading.Event the in-process timeout test sets from its notify callback
 
 

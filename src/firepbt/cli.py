@@ -203,6 +203,7 @@ def _stopped(run_dir: Path) -> bool:
 def cmd_replay(args: argparse.Namespace) -> int:
     from firepbt.core.trainable import TrainableSpec
     from firepbt.executors import make_executor
+    from firepbt.report.notices import fault_text
     from firepbt.report.results import load_result
     from firepbt.runner.setup import seeds_for
 
@@ -220,6 +221,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         executor.start(spec, [seed])
         out = executor.replay(spec, seed, result["best"]["schedule"], cfg.eval_interval)
     finally:
+        for fault in executor.take_faults():  # a worker lost or timed out: say so
+            print(f"firepbt replay: {fault_text(fault)}", file=sys.stderr)
         executor.close()
     print(json.dumps({"seed": seed, **out}))
     return 0

@@ -177,6 +177,12 @@ class Executor(ABC):
         """
         return replay_on(spec.build(seed), schedule, chunk)
 
+    def take_faults(self) -> list[dict[str, Any]]:
+        """Faults that happened outside a task (a worker lost or timed out while it ran a
+        test or a replay), for the loop to journal; each is returned once. Faults during
+        tasks travel with the task's result (``TaskResult.faults``)."""
+        return []
+
     def close(self) -> None:
         """Release workers."""
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from firepbt.core.errors import ExecutorError
 from firepbt.core.trainable import TrainableSpec
 from firepbt.executors.base import Executor, Task, TaskResult
 
@@ -120,14 +121,21 @@ class SlotPool(Executor):
         """Stop a slot's process or actor now (its task overran ``task_timeout``)."""
 
     @abstractmethod
-    def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
-        """Load ``ref`` into an idle slot and return its test score (None: test raised)."""
+    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
+        """Load ``ref`` into an idle slot and return its test score (None: test raised);
+        past ``timeout`` seconds the slot is killed and ``Dead("timeout")`` returned."""
 
     @abstractmethod
     def run_replay(
-        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+        self,
+        slot: int,
+        seed: int,
+        schedule: Sequence[dict[str, Any]],
+        chunk: int,
+        timeout: float | None,
     ) -> dict[str, float | None] | Dead:
-        """Build a fresh trainable on an idle slot and train it along ``schedule``."""
+        """Build a fresh trainable on an idle slot and train it along ``schedule``; past
+        ``timeout`` seconds the slot is killed and ``Dead("timeout")`` returned."""
 
     @abstractmethod
     def put(self, state: Any) -> Ref:
@@ -196,27 +204,73 @@ class SlotPool(Executor):
         self._point(worker, self.put(state))
 
     def test(self, worker: int) -> float | None:
+        """On an idle slot; one test may take ``task_timeout`` (it is one evaluation, less
+        than a task). A lost or timed-out slot is restarted and the test retried, at most
+        ``max_retries`` times; then the test score is missing (None), and the faults say why
+        (:meth:`take_faults`)."""
         if not self.has_test:
             return None
-        for _attempt in range(self.max_retries + 1):
+        for attempt in range(1, self.max_retries + 2):
             slot = self._idle_slot()
-            out = self.run_test(slot, self.refs[worker])
+            out = self.run_test(slot, self.refs[worker], self.task_timeout)
             if not isinstance(out, Dead):
                 return out
-            self._respawn(slot, None, out)
+            gave_up = attempt > self.max_retries
+            self._lost_outside_task(slot, out, worker, "test", attempt, gave_up)
         return None
 
     def replay(
         self, spec: TrainableSpec, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
     ) -> dict[str, float | None]:
-        """On a worker (its device, its node), not in the controller; a lost worker retries."""
-        for _attempt in range(self.max_retries + 1):
+        """On a worker (its device, its node), not in the controller; a lost worker retries.
+
+        With ``task_timeout``, the replay may take it once per ``chunk``-step training call
+        it makes, plus once for its evaluation: past that its slot is killed and the replay
+        retried (``max_retries``), then it fails loudly."""
+        limit = None
+        if self.task_timeout is not None:
+            calls = sum(-(-(seg["end"] - seg["start"]) // chunk) for seg in schedule)
+            limit = self.task_timeout * (calls + 1)
+        dead = Dead("")
+        for attempt in range(1, self.max_retries + 2):
             slot = self._idle_slot()
-            out = self.run_replay(slot, seed, schedule, chunk)
+            out = self.run_replay(slot, seed, schedule, chunk, limit)
             if not isinstance(out, Dead):
                 return out
-            self._respawn(slot, None, out)
-        raise RuntimeError(f"replay: the worker running it died {self.max_retries + 1} times")
+            dead = out
+            gave_up = attempt > self.max_retries
+            self._lost_outside_task(slot, dead, None, "replay", attempt, gave_up, limit)
+        # ExecutorError: the CLI says it in one line (the faults are journalled by the loop)
+        if dead.reason == "timeout":
+            raise ExecutorError(
+                f"replay: ran over its time limit ({limit:g} s: task_timeout = "
+                f"{self.task_timeout:g} s per training call and for the evaluation) "
+                f"{_times(self.max_retries + 1)}; gave up"
+            )
+        raise ExecutorError(f"replay: the worker running it died {_times(self.max_retries + 1)}")
+
+    def _lost_outside_task(
+        self,
+        slot: int,
+        dead: Dead,
+        worker: int | None,
+        during: str,
+        attempt: int,
+        gave_up: bool,
+        limit: float | None = None,
+    ) -> None:
+        """A slot died or timed out during a test or a replay: restart it and record the
+        fault (``during``, the attempt, and whether it is retried or given up)."""
+        self.launch(slot)
+        fault: dict[str, Any] = {"slot": slot, "worker": worker, "reason": dead.reason}
+        if dead.reason == "timeout":
+            fault["timeout_s"] = limit if limit is not None else self.task_timeout
+        fault.update(during=during, attempt=attempt, action="failed" if gave_up else "retry")
+        self.faults.append(fault)
+
+    def take_faults(self) -> list[dict[str, Any]]:
+        faults, self.faults = self.faults, []
+        return faults
 
     def wait(self, *, every: bool) -> list[TaskResult]:
         out = [self._settle(r, job, ref) for r, job, ref in self._parked]
@@ -369,6 +423,10 @@ class SlotPool(Executor):
 
 
 _NO_JOB = Job(Task(-1, -1, 0, {}), -1)  # a parked result that carries no state
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _with_faults(result: TaskResult, faults: list[dict[str, Any]]) -> TaskResult:

@@ -238,23 +238,42 @@ class ProcessExecutor(SlotPool):
             proc.kill()
             proc.join()
 
-    def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
+    def _answer(self, slot: int, timeout: float | None) -> Any:
+        """The slot's answer, or ``Dead("timeout")`` (the slot killed) past ``timeout``."""
+        conn = self.conns[slot]
+        if timeout is not None and not conn.poll(timeout):
+            self.kill(slot)
+            return Dead("timeout")
+        return conn.recv()
+
+    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
         conn = self.conns[slot]
         try:
             conn.send(("test", ref.handle))
-            status, payload = conn.recv()
+            answer = self._answer(slot, timeout)
+            if isinstance(answer, Dead):
+                return answer
+            status, payload = answer
         except (EOFError, OSError):
             self.procs[slot].join(timeout=5)
             return Dead(f"exit code {self.procs[slot].exitcode}")
         return float(payload) if status == "ok" else None
 
     def run_replay(
-        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+        self,
+        slot: int,
+        seed: int,
+        schedule: Sequence[dict[str, Any]],
+        chunk: int,
+        timeout: float | None,
     ) -> dict[str, float | None] | Dead:
         conn = self.conns[slot]
         try:
             conn.send(("replay", seed, list(schedule), chunk))
-            status, payload = conn.recv()
+            answer = self._answer(slot, timeout)
+            if isinstance(answer, Dead):
+                return answer
+            status, payload = answer
         except (EOFError, OSError):
             self.procs[slot].join(timeout=5)
             return Dead(f"exit code {self.procs[slot].exitcode}")

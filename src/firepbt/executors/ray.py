@@ -308,19 +308,30 @@ class RayExecutor(SlotPool):
         self.where[slot] = node
         self.down.discard(slot)
 
-    def run_test(self, slot: int, ref: Ref) -> float | Dead | None:
+    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
         try:
-            value = ray.get(self.actors[slot].test.remote(ref.key, [ref.handle]))
+            value = ray.get(self.actors[slot].test.remote(ref.key, [ref.handle]), timeout=timeout)
+        except GetTimeoutError:
+            self.kill(slot)
+            return Dead("timeout")
         except RayError as exc:
             return Dead(f"Ray actor lost: {type(exc).__name__}")
         return None if value is None else float(value)
 
     def run_replay(
-        self, slot: int, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+        self,
+        slot: int,
+        seed: int,
+        schedule: Sequence[dict[str, Any]],
+        chunk: int,
+        timeout: float | None,
     ) -> dict[str, float | None] | Dead:
         call = self.actors[slot].replay.remote(seed, list(schedule), chunk)
         try:
-            out: dict[str, float | None] = ray.get(call)
+            out: dict[str, float | None] = ray.get(call, timeout=timeout)
+        except GetTimeoutError:
+            self.kill(slot)
+            return Dead("timeout")
         except RayTaskError as exc:  # the user's code raised: not a lost worker
             raise RuntimeError(f"replay: in Ray actor {slot}: {_cause(exc)}") from None
         except RayError as exc:

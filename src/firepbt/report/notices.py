@@ -28,11 +28,27 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _attempts(n: Any) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
+
+
 def fault_text(ev: Event) -> str:
     """One line for a ``fault`` event."""
     worker, slot, reason = ev.get("worker"), ev.get("slot"), str(ev.get("reason", "?"))
     action = str(ev.get("action", ""))
     where = f" on slot {slot}" if slot is not None else ""
+    during = ev.get("during")
+    if during in ("test", "replay"):  # outside a task: executors/pool.py
+        what = f"worker {worker}'s test" if during == "test" else "the replay"
+        if reason == "timeout":
+            what += f" ran over its time limit ({_fmt(ev.get('timeout_s'))} s); killed its worker{where}"
+        else:
+            what += f": the worker process running it died{where} ({reason})"
+        attempt = ev.get("attempt")
+        if action == "retry":
+            return f"{what}; retrying (retry {attempt})"
+        missing = "the test score is missing" if during == "test" else "the replay failed"
+        return f"{what}; gave up after {_attempts(attempt)}: {missing}"
     if reason == "timeout":
         limit = _fmt(ev.get("timeout_s"))
         if action.startswith("overran"):
@@ -49,7 +65,7 @@ def fault_text(ev: Event) -> str:
     if action == "retry":
         return f"{what}; retrying the task (retry {attempt})"
     if action == "failed":
-        return f"{what}; gave up after {attempt} attempts: the network counts as failed"
+        return f"{what}; gave up after {_attempts(attempt)}: the network counts as failed"
     if action.startswith("dropped"):
         return f"{what}; the task was no longer needed (its network had been replaced)"
     return f"{what}; {action}"

@@ -53,6 +53,7 @@ def track_best(run: Run, w: int, q: float, score: float) -> float | None:
             if test is None:
                 test = run.executor.test(w)
             run.best_p1 = record(run, w, q, score, test)
+    run.journal_faults()  # a worker lost or timed out while it tested
     return test
 
 

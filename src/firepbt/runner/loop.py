@@ -253,7 +253,10 @@ class Run:
             else:
                 drive_async(self)
             self.emit({"ev": "end", "step": max(self.step)})
-            self.replayed = replay_best(self)
+            try:
+                self.replayed = replay_best(self)
+            finally:
+                self.journal_faults()  # a worker lost or timed out during the replay
         except ExecutorError as exc:  # every worker lost: journal what was lost, then stop
             for fault in exc.faults:
                 self.emit({"ev": "fault", **fault})
@@ -292,6 +295,12 @@ class Run:
             observer(event)
         if self.callbacks:
             self.callbacks.event(parse_event(event))
+
+    def journal_faults(self) -> None:
+        """Journal the faults that happened outside a task (during a test or a replay):
+        tasks' faults come with their results (``handle``)."""
+        for fault in self.executor.take_faults():
+            self.emit({"ev": "fault", **fault})
 
     def members_left(self) -> list[int]:
         return [w.id for w in self.decider.members() if self.step[w.id] < self.config.steps]
