@@ -144,6 +144,37 @@ def test_in_process_timeout_is_reported_while_the_task_runs(tmp_path):
     assert faults[0]["reason"] == "timeout" and faults[0]["action"].startswith("overran")
 
 
+@pytest.mark.parametrize("where", ["test", "train"])
+def test_in_process_a_hung_test_or_replay_is_reported_and_journalled(tmp_path, where):
+    from firepbt.report.notices import fault_text
+    from firepbt.runner.setup import seeds_for
+
+    toys.RELEASE = threading.Event()
+    said = []
+
+    def notify(message):  # the watchdog, while the test or the replay still blocks
+        said.append(message)
+        toys.RELEASE.set()
+
+    data = {**BASE, "trainable": "toys:WaitsForReleaseOutsideTasks", "replay": where == "train"}
+    args = {"where": where, "hang_seed": seeds_for(Config.from_dict(data).seed, 4)[2]}
+    try:
+        ex = InProcessExecutor(task_timeout=0.2, notify=notify)
+        result = run(Config.from_dict({**data, "args": args}), tmp_path, executor=ex, notices=False)
+    finally:
+        toys.RELEASE = None
+    what = "worker" if where == "test" else "the replay"
+    assert len(said) == 1 and said[0].startswith(f"firepbt: {what}") and "cannot stop it" in said[0]
+    (fault,) = _faults(tmp_path)
+    assert fault["during"] == ("test" if where == "test" else "replay")
+    assert fault["reason"] == "timeout" and fault["action"].startswith("overran")
+    # the replay's limit: 0.2 s for each of its 4 training calls and its evaluation
+    assert fault["timeout_s"] == (0.2 if where == "test" else 1.0)
+    assert "over its time limit" in fault_text(fault)
+    assert result["best"]["test"] is not None
+    assert (result["replay"] is None) == (where == "test")
+
+
 def test_task_timeout_must_be_positive():
     from firepbt.core.errors import ConfigError
 

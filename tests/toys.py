@@ -209,6 +209,25 @@ class WaitsForRelease(Climb):
         super().train(steps, hparams)
 
 
+class WaitsForReleaseOutsideTasks(Climb):
+    """Blocks (at most 10 minutes) until RELEASE is set: in ``test`` (``where = "test"``),
+    or in ``train`` of the network built with seed ``hang_seed`` (the replay's)."""
+
+    def __init__(self, seed: int, noise: float = 0.0, where: str = "test", hang_seed: int = -1):
+        super().__init__(seed, noise)
+        self.seed, self.where, self.hang_seed = seed, where, hang_seed
+
+    def train(self, steps: int, hparams: dict) -> None:
+        if RELEASE is not None and self.where == "train" and self.seed == self.hang_seed:
+            RELEASE.wait(600)
+        super().train(steps, hparams)
+
+    def test(self) -> float:
+        if RELEASE is not None and self.where == "test":
+            RELEASE.wait(600)
+        return super().test()
+
+
 class PidProbe(Climb):
     """Climb whose held-out ``test`` score is the id of the process it runs in."""
 

@@ -132,6 +132,17 @@ def replay_on(net: Any, schedule: Sequence[dict[str, Any]], chunk: int) -> dict[
     }
 
 
+def replay_limit(
+    task_timeout: float | None, schedule: Sequence[dict[str, Any]], chunk: int
+) -> float | None:
+    """The seconds a replay may take under ``task_timeout``: one ``task_timeout`` per
+    ``chunk``-step training call it makes, plus one for its evaluation (None: no limit)."""
+    if task_timeout is None:
+        return None
+    calls = sum(-(-(seg["end"] - seg["start"]) // chunk) for seg in schedule)
+    return task_timeout * (calls + 1)
+
+
 class Executor(ABC):
     """Runs trainables for the loop."""
 

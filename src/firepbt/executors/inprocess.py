@@ -7,20 +7,23 @@ be, without threads or a clock, so the same seed gives the same run.
 A task runs in the controller's own thread, so it cannot be stopped: with
 ``task_timeout`` set, a watchdog thread only *reports* a task that overran it (on
 stderr, while it still runs) and the result is journalled with a ``timeout`` fault
-when it comes. The process and Ray executors kill and retry such a task.
+when it comes; so are a test and the replay that overrun their limits (``task_timeout``,
+and for the replay once per training call plus once). The process and Ray executors
+kill and retry such a task, test or replay.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import LocalTrainables, Task, TaskResult, run_task
+from firepbt.executors.base import LocalTrainables, Task, TaskResult, replay_limit, run_task
 
 
 def _to_stderr(message: str) -> None:
@@ -38,6 +41,7 @@ class InProcessExecutor(LocalTrainables):
         self.queue: deque[Task] = deque()
         self.task_timeout = task_timeout
         self.notify = notify  # where the watchdog reports a hang (another thread)
+        self.faults: list[dict[str, Any]] = []  # overrunning tests and replays (take_faults)
 
     def start(self, spec: TrainableSpec, seeds: Sequence[int]) -> None:
         self.trainables = [spec.build(seed) for seed in seeds]
@@ -51,6 +55,65 @@ class InProcessExecutor(LocalTrainables):
             task = self.queue.popleft()
             out.append(self._run(task))
         return out
+
+    def test(self, worker: int) -> float | None:
+        """The test, watched like a task: it may take ``task_timeout`` (reported only)."""
+        return self._watched(
+            lambda: LocalTrainables.test(self, worker), self.task_timeout, worker, "test"
+        )
+
+    def replay(
+        self, spec: TrainableSpec, seed: int, schedule: Sequence[dict[str, Any]], chunk: int
+    ) -> dict[str, float | None]:
+        """The replay, watched: it may take ``task_timeout`` per training call plus one."""
+        limit = replay_limit(self.task_timeout, schedule, chunk)
+        return self._watched(
+            lambda: LocalTrainables.replay(self, spec, seed, schedule, chunk), limit, None, "replay"
+        )
+
+    def take_faults(self) -> list[dict[str, Any]]:
+        faults, self.faults = self.faults, []
+        return faults
+
+    def _watched(
+        self, call: Callable[[], Any], limit: float | None, worker: int | None, during: str
+    ) -> Any:
+        """``call()``; past ``limit`` seconds a watchdog reports it (it cannot be stopped
+        here) and, once it returns, a ``timeout`` fault is recorded (:meth:`take_faults`)."""
+        if not limit:
+            return call()
+        what = f"worker {worker}'s test" if during == "test" else "the replay"
+        overran = threading.Event()
+
+        def report() -> None:
+            overran.set()
+            self.notify(
+                f"firepbt: {what} has run for more than its time limit ({limit:g} s, from "
+                "task_timeout) and is still running. The in-process executor runs it in the "
+                'controller\'s own thread and cannot stop it; set executor = "processes" to '
+                "have it killed and retried."
+            )
+
+        timer = threading.Timer(limit, report)
+        timer.daemon = True
+        t0 = time.perf_counter()
+        timer.start()
+        try:
+            return call()
+        finally:
+            timer.cancel()
+            if overran.is_set():
+                self.faults.append(
+                    {
+                        "slot": None,
+                        "worker": worker,
+                        "reason": "timeout",
+                        "timeout_s": limit,
+                        "seconds": round(time.perf_counter() - t0, 3),
+                        "during": during,
+                        "action": "overran (in-process: not stopped)",
+                    }
+                )
 
     def _run(self, task: Task) -> TaskResult:
         if not self.task_timeout:

@@ -30,7 +30,7 @@ from typing import Any
 
 from firepbt.core.errors import ExecutorError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import Executor, Task, TaskResult
+from firepbt.executors.base import Executor, Task, TaskResult, replay_limit
 
 
 @dataclass(frozen=True)
@@ -227,10 +227,7 @@ class SlotPool(Executor):
         With ``task_timeout``, the replay may take it once per ``chunk``-step training call
         it makes, plus once for its evaluation: past that its slot is killed and the replay
         retried (``max_retries``), then it fails loudly."""
-        limit = None
-        if self.task_timeout is not None:
-            calls = sum(-(-(seg["end"] - seg["start"]) // chunk) for seg in schedule)
-            limit = self.task_timeout * (calls + 1)
+        limit = replay_limit(self.task_timeout, schedule, chunk)
         dead = Dead("")
         for attempt in range(1, self.max_retries + 2):
             slot = self._idle_slot()

@@ -40,6 +40,11 @@ def fault_text(ev: Event) -> str:
     during = ev.get("during")
     if during in ("test", "replay"):  # outside a task: executors/pool.py
         what = f"worker {worker}'s test" if during == "test" else "the replay"
+        if action.startswith("overran"):  # in-process: reported, not stopped
+            return (
+                f"{what} finished after {_fmt(ev.get('seconds'))} s (over its time limit, "
+                f"{_fmt(ev.get('timeout_s'))} s)"
+            )
         if reason == "timeout":
             what += f" ran over its time limit ({_fmt(ev.get('timeout_s'))} s); killed its worker{where}"
         else:
