@@ -13,6 +13,30 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
 
 
+def _pin_openblas_kernel() -> None:
+    """The same OpenBLAS kernels on every x86-64 machine with AVX2 and FMA.
+
+    OpenBLAS picks its kernels by CPU model, and kernels sum in different orders: the same
+    run gives journals that differ in the last bits of the scores on an AVX-512 machine
+    whose model OpenBLAS takes for SkylakeX (this happened: `tests/test_same_decisions.py`,
+    whose reference journals come from a machine where it picked Haswell/Zen kernels).
+    Pinned before NumPy is imported (OpenBLAS reads it when it loads); the user's setting
+    wins.
+    """
+    if "OPENBLAS_CORETYPE" in os.environ or "numpy" in sys.modules:
+        return
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return
+    if "avx2" in flags and "fma" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+_pin_openblas_kernel()
+
+
 import pytest  # noqa: E402
 
 

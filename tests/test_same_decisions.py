@@ -82,6 +82,46 @@ CASES = {
 }
 
 
+def numeric_platform() -> str:
+    """A fingerprint of this machine's floating point for what the reference runs compute.
+
+    The reference hashes hold the scores to the last bit, and the last bits depend on the
+    machine: NumPy has a log1p, expm1, exp and log per SIMD level, and OpenBLAS a dot
+    product and a Cholesky per kernel (the NQM and the GP smoothing use them). This hashes
+    their results on fixed inputs; ``conftest.py`` pins OpenBLAS's kernels on x86-64.
+    """
+    import numpy as np
+    from scipy.linalg import cho_factor, cho_solve
+
+    x = np.linspace(1e-3, 0.999, 257)
+    parts = [np.log1p(-x), np.expm1(37.0 * np.log1p(-x)), np.exp(-7.0 * x), np.log(1.0 + x)]
+    for n in (50, 100, 257):
+        h = 1.0 / np.arange(1, n + 1)
+        parts.append(np.array([np.dot(h, x[:n])]))
+    t = np.linspace(0.0, 1.0, 40)
+    k = np.exp(-((t[:, None] - t[None, :]) ** 2) / 0.1) + 1e-3 * np.eye(40)
+    parts.append(cho_solve(cho_factor(k, lower=True), np.sin(7.0 * t)))
+    return hashlib.sha256(b"".join(p.tobytes() for p in parts)).hexdigest()[:16]
+
+
+#: ``numeric_platform()`` where the reference hashes hold (x86-64 with AVX-512 NumPy
+#: kernels and OpenBLAS's Haswell kernels: the machines the references were made on)
+REFERENCE_PLATFORM = "3617490b25e468d9"
+
+
+@pytest.fixture
+def reference_platform() -> None:
+    """Skip, saying why, where this machine's floating point differs from the one the
+    reference hashes were recorded on (the comparison would only measure that)."""
+    here = numeric_platform()
+    if here != REFERENCE_PLATFORM:
+        pytest.skip(
+            f"this machine's floating point (NumPy SIMD level, OpenBLAS kernels) differs "
+            f"from the reference machine's ({here} != {REFERENCE_PLATFORM}): the reference "
+            "journals' last bits cannot be reproduced here"
+        )
+
+
 def journal_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -92,7 +132,7 @@ def journal_hash(path: Path) -> str:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_journal_is_the_one_the_code_before_issue_12_wrote(tmp_path, case):
+def test_journal_is_the_one_the_code_before_issue_12_wrote(tmp_path, case, reference_platform):
     name, sets, expected = CASES[case]
     config = load_config(resolve_config_path(name), sets)
     run(config, tmp_path / case)
@@ -109,5 +149,11 @@ def test_gp_fits_in_parallel_processes_change_no_decision(tmp_path, case):
     config = load_config(resolve_config_path(name), [*sets, "algorithm.gp_workers=2"])
     before = dict(curves.STATS)
     run(config, tmp_path / case)
-    assert journal_hash(tmp_path / case / "events.jsonl") == expected
     assert curves.STATS["parallel_fits"] > before["parallel_fits"]  # the pool did fits
+    # the same as the fits in this process, on any machine ...
+    run(load_config(resolve_config_path(name), sets), tmp_path / "serial")
+    parallel = journal_hash(tmp_path / case / "events.jsonl")
+    assert parallel == journal_hash(tmp_path / "serial" / "events.jsonl")
+    # ... and, on the reference machine's floating point, the code before issue 12's
+    if numeric_platform() == REFERENCE_PLATFORM:
+        assert parallel == expected
