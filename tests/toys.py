@@ -159,10 +159,10 @@ class Hangs(Climb):
 
 
 class HangsOnce(Climb):
-    """Hangs (two minutes: without a timeout a test fails, slowly) in ``test`` (``where = "test"``) or, in the network built with seed
-    ``hang_seed`` (the replay's), in ``train`` (``where = "train"``). With ``flag`` (a path)
-    only the first call to get there hangs, after creating the file, so a retry goes on;
-    without it every such call hangs."""
+    """Hangs (two minutes: without a timeout a test fails, slowly) in ``test`` (``where =
+    "test"``) or, in the network built with seed ``hang_seed`` (the replay's), in ``train``
+    (``where = "train"``). With ``flag`` (a path) only the first call to get there hangs,
+    after creating the file, so a retry goes on; without it every such call hangs."""
 
     def __init__(
         self,

@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -83,61 +84,61 @@ class InProcessExecutor(LocalTrainables):
         if not limit:
             return call()
         what = f"worker {worker}'s test" if during == "test" else "the replay"
+        message = (
+            f"firepbt: {what} has run for more than its time limit ({limit:g} s, from "
+            "task_timeout) and is still running. The in-process executor runs it in the "
+            'controller\'s own thread and cannot stop it; set executor = "processes" to '
+            "have it killed and retried."
+        )
+        t0 = time.perf_counter()
+        with self._watchdog(limit, message) as overran:
+            try:
+                return call()
+            finally:
+                if overran.is_set():
+                    self.faults.append(
+                        {
+                            "slot": None,
+                            "worker": worker,
+                            "reason": "timeout",
+                            "timeout_s": limit,
+                            "seconds": round(time.perf_counter() - t0, 3),
+                            "during": during,
+                            "action": "overran (in-process: not stopped)",
+                        }
+                    )
+
+    @contextmanager
+    def _watchdog(self, limit: float, message: str) -> Iterator[threading.Event]:
+        """The ``with`` body runs here; past ``limit`` seconds a timer thread sends
+        ``message`` to ``notify`` while it still runs and sets the yielded event."""
         overran = threading.Event()
 
         def report() -> None:
             overran.set()
-            self.notify(
-                f"firepbt: {what} has run for more than its time limit ({limit:g} s, from "
-                "task_timeout) and is still running. The in-process executor runs it in the "
-                'controller\'s own thread and cannot stop it; set executor = "processes" to '
-                "have it killed and retried."
-            )
+            self.notify(message)
 
         timer = threading.Timer(limit, report)
         timer.daemon = True
-        t0 = time.perf_counter()
         timer.start()
         try:
-            return call()
+            yield overran
         finally:
             timer.cancel()
-            if overran.is_set():
-                self.faults.append(
-                    {
-                        "slot": None,
-                        "worker": worker,
-                        "reason": "timeout",
-                        "timeout_s": limit,
-                        "seconds": round(time.perf_counter() - t0, 3),
-                        "during": during,
-                        "action": "overran (in-process: not stopped)",
-                    }
-                )
 
     def _run(self, task: Task) -> TaskResult:
         if not self.task_timeout:
             return run_task(self.trainables[task.worker], task)
         limit = self.task_timeout
-        overran = threading.Event()
-
-        def report() -> None:
-            overran.set()
-            self.notify(
-                f"firepbt: worker {task.worker}'s task (train {task.steps} steps, then "
-                f"evaluate) has run for more than task_timeout = {limit:g} s and is still "
-                "running. The in-process executor runs it in the controller's own thread and "
-                'cannot stop it; set executor = "processes" to have tasks that overrun '
-                "killed and retried."
-            )
-
-        timer = threading.Timer(limit, report)
-        timer.daemon = True
-        timer.start()
-        try:
+        message = (
+            f"firepbt: worker {task.worker}'s task (train {task.steps} steps, then "
+            f"evaluate) has run for more than task_timeout = {limit:g} s and is still "
+            "running. The in-process executor runs it in the controller's own thread and "
+            'cannot stop it; set executor = "processes" to have tasks that overrun '
+            "killed and retried."
+        )
+        with self._watchdog(limit, message) as overran:
             result = run_task(self.trainables[task.worker], task)
-        finally:
-            timer.cancel()
         if not overran.is_set():
             return result
         fault = {

@@ -258,10 +258,7 @@ class SlotPool(Executor):
     ) -> None:
         """A slot died or timed out during a test or a replay: restart it and record the
         fault (``during``, the attempt, and whether it is retried or given up)."""
-        self.launch(slot)
-        fault: dict[str, Any] = {"slot": slot, "worker": worker, "reason": dead.reason}
-        if dead.reason == "timeout":
-            fault["timeout_s"] = limit if limit is not None else self.task_timeout
+        fault = {"slot": slot, "worker": worker, **self._restart(slot, dead, limit)}
         fault.update(during=during, attempt=attempt, action="failed" if gave_up else "retry")
         self.faults.append(fault)
 
@@ -389,12 +386,18 @@ class SlotPool(Executor):
             self.drop(ref_out)
         return result
 
-    def _respawn(self, slot: int, job: Job | None, dead: Dead) -> TaskResult | None:
-        """Restart a dead slot; re-run its task from the worker's last good state."""
+    def _restart(self, slot: int, dead: Dead, limit: float | None = None) -> dict[str, Any]:
+        """Start a new process or actor for a dead slot; the fault's first fields (the
+        slot, why it died, and the time limit it overran: ``limit``, or ``task_timeout``)."""
         self.launch(slot)
         fault: dict[str, Any] = {"slot": slot, "reason": dead.reason}
         if dead.reason == "timeout":
-            fault["timeout_s"] = self.task_timeout
+            fault["timeout_s"] = self.task_timeout if limit is None else limit
+        return fault
+
+    def _respawn(self, slot: int, job: Job | None, dead: Dead) -> TaskResult | None:
+        """Restart a dead slot; re-run its task from the worker's last good state."""
+        fault = self._restart(slot, dead)
         if job is None:
             self.faults.append({**fault, "worker": None, "action": "respawn"})
             return None

@@ -238,25 +238,25 @@ class ProcessExecutor(SlotPool):
             proc.kill()
             proc.join()
 
-    def _answer(self, slot: int, timeout: float | None) -> Any:
-        """The slot's answer, or ``Dead("timeout")`` (the slot killed) past ``timeout``."""
-        conn = self.conns[slot]
-        if timeout is not None and not conn.poll(timeout):
-            self.kill(slot)
-            return Dead("timeout")
-        return conn.recv()
-
-    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
+    def _ask(self, slot: int, message: tuple[Any, ...], timeout: float | None) -> Any:
+        """Send ``message`` to an idle slot and return its answer ``(status, payload)``;
+        ``Dead`` if its process died, or (the slot killed) if no answer came in ``timeout``."""
         conn = self.conns[slot]
         try:
-            conn.send(("test", ref.handle))
-            answer = self._answer(slot, timeout)
-            if isinstance(answer, Dead):
-                return answer
-            status, payload = answer
+            conn.send(message)
+            if timeout is not None and not conn.poll(timeout):
+                self.kill(slot)
+                return Dead("timeout")
+            return conn.recv()
         except (EOFError, OSError):
             self.procs[slot].join(timeout=5)
             return Dead(f"exit code {self.procs[slot].exitcode}")
+
+    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
+        answer = self._ask(slot, ("test", ref.handle), timeout)
+        if isinstance(answer, Dead):
+            return answer
+        status, payload = answer
         return float(payload) if status == "ok" else None
 
     def run_replay(
@@ -267,16 +267,10 @@ class ProcessExecutor(SlotPool):
         chunk: int,
         timeout: float | None,
     ) -> dict[str, float | None] | Dead:
-        conn = self.conns[slot]
-        try:
-            conn.send(("replay", seed, list(schedule), chunk))
-            answer = self._answer(slot, timeout)
-            if isinstance(answer, Dead):
-                return answer
-            status, payload = answer
-        except (EOFError, OSError):
-            self.procs[slot].join(timeout=5)
-            return Dead(f"exit code {self.procs[slot].exitcode}")
+        answer = self._ask(slot, ("replay", seed, list(schedule), chunk), timeout)
+        if isinstance(answer, Dead):
+            return answer
+        status, payload = answer
         if status != "ok":
             raise RuntimeError(f"replay: in worker process {slot}: {payload}")
         out: dict[str, float | None] = payload
