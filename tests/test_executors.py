@@ -351,3 +351,21 @@ def test_fractional_gpus_put_several_slots_on_one_gpu():
     assert slots_that_fit(nodes, cpus=0.5, gpus=0.5) == 2 + 4
     assert slots_that_fit(nodes, cpus=1, gpus=0) == 8 + 2
     assert slots_that_fit(nodes, cpus=1, gpus=1.5) == 1
+
+
+def test_a_worker_process_restarted_before_a_test_answers_it():
+    """A slot that died while idle is restarted by the test that finds it dead; the
+    restarted process holds no network yet and used to answer nothing (a missing score)."""
+    ex = ProcessExecutor(1)
+    ex.start(TrainableSpec("toys:Climb"), [1, 2])
+    try:
+        ex.submit(Task(0, 0, 10, {"lr": 0.5}))
+        (r,) = ex.wait(every=True)
+        (proc,) = ex.procs.values()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
+        assert ex.test(0) == r.score  # the retry, on the restarted process
+        (fault,) = ex.take_faults()
+        assert (fault["during"], fault["action"]) == ("test", "retry")
+    finally:
+        ex.close()

@@ -131,3 +131,66 @@ def test_import_time_errors_show_the_location(tmp_path):
     with pytest.raises(ConfigError, match=r"typo.py:1\)"):
         run(cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+KINDS = ["inprocess", "processes", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bug_in_test_stops_the_run_with_its_traceback(tmp_path, kind, ray_session):
+    """test() raising on the best network used to leave its test score missing, silently
+    (the process and Ray executors swallowed it): it is a bug, shown and journalled."""
+    cfg = config(trainable="toys:TestBug", executor=kind, slots=2)
+    with pytest.raises(UserCodeError, match=r"test\(\) raised AttributeError") as info:
+        run(cfg, tmp_path, notices=False)
+    assert not info.value.shown  # no notice printed it: the command line prints it
+    assert 'toys.py", line' in info.value.traceback and "self.test_weight" in info.value.traceback
+    assert str(TESTS / "toys.py") + ":" in str(info.value)
+    (abort,) = events(tmp_path, "abort")
+    assert (abort["reason"], abort["during"]) == ("user_error", "test")
+    assert abort["traceback"] == info.value.traceback and abort["worker"] is not None
+    assert not events(tmp_path, "end") and not (tmp_path / "result.json").exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bug_in_the_replays_test_stops_the_run(tmp_path, kind, ray_session):
+    from firepbt.runner.setup import seeds_for
+
+    _, _, replay_seed = seeds_for(0, 4)
+    cfg = config(
+        trainable="toys:TestBug", args={"replay_seed": replay_seed}, executor=kind, slots=2
+    )
+    with pytest.raises(UserCodeError, match=r"test\(\) raised AttributeError") as info:
+        run(cfg, tmp_path, notices=False)
+    assert "self.test_weight" in info.value.traceback
+    (abort,) = events(tmp_path, "abort")
+    assert (abort["during"], abort["worker"]) == ("replay", None)
+    assert events(tmp_path, "end")  # training had finished; `firepbt resume` replays
+    assert not (tmp_path / "result.json").exists()
+    # the best network's test, taken during the run, was fine
+    bests = [e for e in read_events(tmp_path) if e["ev"] == "result"]
+    assert bests
+
+
+def test_cli_prints_a_test_bugs_traceback_once(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)]))
+    cfg = tmp_path / "exp.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in BASE.items() if not isinstance(v, dict)]
+    cfg.write_text(
+        "\n".join(lines).replace('"toys:Climb"', '"toys:TestBug"')
+        + '\nexecutor = "processes"\n[space.lr]\nkind = "log_uniform"\nlow = 0.01\nhigh = 1.0\n'
+        + '[algorithm]\nname = "pbt"\npopulation = 4\n'
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "firepbt", "run", str(cfg), "--out", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,  # generous: only a hang should ever hit it
+    )
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("Traceback (most recent call last)") == 1
+    assert "self.test_weight" in r.stderr
+    assert "firepbt: error: the trainable's test() raised AttributeError" in r.stderr
+    assert r.stderr.index("Traceback") < r.stderr.index("firepbt: error:")
+    assert f"once it is fixed, continue the run with: firepbt resume {tmp_path / 'run'}" in r.stderr

@@ -134,6 +134,20 @@ class LateBug(Climb):
         self.done = state["done"]
 
 
+class TestBug(Climb):
+    """Trains and evaluates fine; its ``test`` reads an attribute it never set (a bug).
+    With ``replay_seed``: only the replay's network (built with that seed) raises."""
+
+    def __init__(self, seed: int, replay_seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.bad = replay_seed is None or seed == replay_seed
+
+    def test(self) -> float:
+        if self.bad:
+            return self.x * self.test_weight  # the line the traceback must point at
+        return self.x
+
+
 class AlwaysNaN(Climb):
     """Every score is NaN from the start: divergence, never a bug."""
 

@@ -373,8 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except UserCodeError as exc:
         # the notices printed each distinct error's traceback when it first happened
+        if exc.traceback and not exc.shown:  # a test()'s: training went well, resume
+            print(exc.traceback.rstrip(), file=sys.stderr)
+            hint = _resume_hint().replace("; continue", "; once it is fixed, continue")
+            print(f"firepbt: error: {exc}{hint}", file=sys.stderr)
+            return EXIT_USER_CODE
         print(f"firepbt: error: {exc}", file=sys.stderr)
-        if exc.traceback:
+        if exc.traceback and exc.shown:
             print(
                 "firepbt: its traceback is printed above, where it first happened", file=sys.stderr
             )

@@ -24,12 +24,18 @@ def did_you_mean(word: object, options: Iterable[object]) -> str:
 class UserCodeError(RuntimeError):
     """The trainable's code failed in a way that is a bug, not divergence, and the run
     stopped: no network ever trained successfully, or every network of a sub-population
-    failed at its first task. ``traceback`` is the first failure's, from the user's code.
+    failed at its first task, or its ``test()`` raised. ``traceback`` is the first
+    failure's, from the user's code; ``shown``: whether the console has printed it already
+    (a task's error is shown when it happens; a test's is not).
     """
 
-    def __init__(self, message: str, traceback: str | None = None) -> None:
+    def __init__(self, message: str, traceback: str | None = None, shown: bool = True) -> None:
         super().__init__(message)
         self.traceback = traceback
+        self.shown = shown
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the traceback across processes
+        return (type(self), (str(self), self.traceback, self.shown))
 
 
 _LIBRARY_DIRS = tuple(

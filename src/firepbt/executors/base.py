@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from firepbt.core.errors import describe_exception
+from firepbt.core.errors import UserCodeError, describe_exception
 from firepbt.core.trainable import Hparams, TrainableSpec
 
 
@@ -125,11 +125,34 @@ def replay_on(net: Any, schedule: Sequence[dict[str, Any]], chunk: int) -> dict[
             net.train(k, dict(seg["hparams"]))
             left -= k
     score = float(net.evaluate())
-    test = float(net.test()) if callable(getattr(net, "test", None)) else None
+    test = take_test(net)
     return {
         "score": score if math.isfinite(score) else None,
         "test": test if test is None or math.isfinite(test) else None,
     }
+
+
+def take_test(net: Any) -> float | None:
+    """The network's test score; None where the trainable has no ``test``.
+
+    A raise in ``test`` is a bug in the user's code (only a network with a finite Q is
+    tested, so it is not divergence): :class:`~firepbt.core.errors.UserCodeError` with
+    the user's traceback, which stops the run (the brief: show it and stop).
+    """
+    fn = getattr(net, "test", None)
+    if not callable(fn):
+        return None
+    try:
+        return float(fn())
+    except Exception as exc:  # the user's test() failed
+        line, tb, where = describe_exception(exc)
+        at = f" at {where}" if where else ""
+        raise UserCodeError(
+            f"the trainable's test() raised {line}{at}. That is a bug in the trainable's "
+            "code, not divergence: the run stopped",
+            tb,
+            shown=False,
+        ) from None
 
 
 def replay_limit(
@@ -214,5 +237,4 @@ class LocalTrainables(Executor):
         self.trainables[worker].load_state_dict(copy.deepcopy(state))
 
     def test(self, worker: int) -> float | None:
-        t = self.trainables[worker]
-        return float(t.test()) if hasattr(t, "test") else None
+        return take_test(self.trainables[worker])

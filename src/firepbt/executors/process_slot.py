@@ -20,9 +20,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, UserCodeError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import replay_on, run_task
+from firepbt.executors.base import replay_on, run_task, take_test
 
 STATE_PREFIX = "firepbt-states-"
 OWNER_FILE = ".owner"  # locked by the controller while the directory is in use
@@ -158,11 +158,16 @@ def slot_main(conn: Connection, device: str | None, sys_path: list[str]) -> None
                 conn.send(("ok", replay_on(spec.resolve()(seed=seed, **kwargs), schedule, chunk)))
             elif op == "test":
                 path_in = msg[1]
+                if net is None:  # a slot restarted since its last task
+                    assert spec is not None
+                    net = spec.resolve()(seed=0, **kwargs)
                 if held != path_in:
                     held = None
                     net.load_state_dict(_load(path_in))
                     held = path_in
-                conn.send(("ok", float(net.test())))
+                conn.send(("ok", take_test(net)))
+        except UserCodeError as exc:  # test() raised: the controller stops the run
+            conn.send(("user", exc))
         except ConfigError as exc:  # the user's config (hyperparameters the trainable does not use)
             conn.send(("config", str(exc)))
         except Exception as exc:

@@ -257,7 +257,11 @@ class ProcessExecutor(SlotPool):
         if isinstance(answer, Dead):
             return answer
         status, payload = answer
-        return float(payload) if status == "ok" else None
+        if status == "user":  # the user's test() raised
+            raise payload
+        if status != "ok":
+            raise RuntimeError(f"test: in worker process {slot}: {payload}")
+        return None if payload is None else float(payload)
 
     def run_replay(
         self,
@@ -271,6 +275,8 @@ class ProcessExecutor(SlotPool):
         if isinstance(answer, Dead):
             return answer
         status, payload = answer
+        if status == "user":  # the user's test() raised
+            raise payload
         if status != "ok":
             raise RuntimeError(f"replay: in worker process {slot}: {payload}")
         out: dict[str, float | None] = payload

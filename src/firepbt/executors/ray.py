@@ -43,7 +43,7 @@ from ray.exceptions import (
     RuntimeEnvSetupError,
 )
 
-from firepbt.core.errors import ConfigError, ExecutorError
+from firepbt.core.errors import ConfigError, ExecutorError, UserCodeError
 from firepbt.core.trainable import TrainableSpec
 from firepbt.executors.base import TaskResult
 from firepbt.executors.pool import Dead, Job, Ref, SlotPool
@@ -316,6 +316,8 @@ class RayExecutor(SlotPool):
             return Dead("timeout")
         except RayError as exc:
             return Dead(f"Ray actor lost: {type(exc).__name__}")
+        if isinstance(value, UserCodeError):  # the user's test() raised
+            raise value
         return None if value is None else float(value)
 
     def run_replay(
@@ -328,7 +330,7 @@ class RayExecutor(SlotPool):
     ) -> dict[str, float | None] | Dead:
         call = self.actors[slot].replay.remote(seed, list(schedule), chunk)
         try:
-            out: dict[str, float | None] = ray.get(call, timeout=timeout)
+            out: dict[str, float | None] | UserCodeError = ray.get(call, timeout=timeout)
         except GetTimeoutError:
             self.kill(slot)
             return Dead("timeout")
@@ -336,6 +338,8 @@ class RayExecutor(SlotPool):
             raise RuntimeError(f"replay: in Ray actor {slot}: {_cause(exc)}") from None
         except RayError as exc:
             return Dead(f"Ray actor lost: {type(exc).__name__}")
+        if isinstance(out, UserCodeError):  # the user's test() raised
+            raise out
         return out
 
     def put(self, state: Any) -> Ref:

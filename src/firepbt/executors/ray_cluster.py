@@ -21,9 +21,9 @@ from ray.exceptions import (
     RayTaskError,
 )
 
-from firepbt.core.errors import ConfigError
+from firepbt.core.errors import ConfigError, UserCodeError
 from firepbt.core.trainable import TrainableSpec
-from firepbt.executors.base import TaskResult, replay_on, run_task
+from firepbt.executors.base import TaskResult, replay_on, run_task, take_test
 
 
 class _StateLost(Exception):
@@ -76,15 +76,24 @@ class _Slot:
         self.held = key_out
         return (result, True), self.net.state_dict()
 
-    def replay(self, seed: int, schedule: list[dict[str, Any]], chunk: int) -> dict[str, Any]:
-        return replay_on(self.cls(seed=seed, **dict(self.spec.args)), schedule, chunk)
+    def replay(
+        self, seed: int, schedule: list[dict[str, Any]], chunk: int
+    ) -> dict[str, Any] | UserCodeError:
+        try:
+            return replay_on(self.cls(seed=seed, **dict(self.spec.args)), schedule, chunk)
+        except UserCodeError as exc:  # the user's test() raised: the controller stops
+            return exc
 
-    def test(self, key: int, box: list[Any]) -> float | None:
+    def test(self, key: int, box: list[Any]) -> float | UserCodeError | None:
+        """The test score; the user's test() raising comes back as the error (stop)."""
         try:
             self._load(key, box)
-            return float(self.net.test())
-        except Exception:
+        except Exception:  # the state is lost with its node: no test score
             return None
+        try:
+            return take_test(self.net)
+        except UserCodeError as exc:
+            return exc
 
 
 def check_address(address: str) -> None:

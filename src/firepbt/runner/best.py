@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from firepbt._version import __version__
+from firepbt.core.errors import UserCodeError
 
 if TYPE_CHECKING:
     from firepbt.runner.loop import Run
@@ -44,17 +45,43 @@ def track_best(run: Run, w: int, q: float, score: float) -> float | None:
         worker.role, worker.subpop, run.step[w], run.config.steps
     )
     if eligible and (run.best is None or q > run.best["q"]):
-        test = run.executor.test(w)
+        test = tested(run, w)
         run.best = record(run, w, q, score, test)
         if run.config.keep_best_checkpoints:
             run.best_state = run.executor.get_state(w)
     if worker.role == "member" and worker.subpop == 1:
         if run.best_p1 is None or q > run.best_p1["q"]:
             if test is None:
-                test = run.executor.test(w)
+                test = tested(run, w)
             run.best_p1 = record(run, w, q, score, test)
     run.journal_faults()  # a worker lost or timed out while it tested
     return test
+
+
+def tested(run: Run, w: int) -> float | None:
+    """Worker ``w``'s test score; a raise in the user's ``test()`` is journalled (an
+    ``abort`` event with its traceback) and stops the run (UserCodeError)."""
+    try:
+        return run.executor.test(w)
+    except UserCodeError as exc:
+        stop_for_bug(run, exc, "test", w)
+        raise
+
+
+def stop_for_bug(run: Run, exc: UserCodeError, during: str, worker: int | None) -> None:
+    """Journal why the run stops: the user's ``test()`` raised ``during`` a test or the
+    replay (the faults journalled first, as the executor saw them)."""
+    run.journal_faults()
+    run.emit(
+        {
+            "ev": "abort",
+            "reason": "user_error",
+            "during": during,
+            "worker": worker,
+            "message": str(exc),
+            "traceback": exc.traceback,
+        }
+    )
 
 
 def record(run: Run, w: int, q: float, score: float, test: float | None) -> dict[str, Any]:
@@ -94,9 +121,13 @@ def replay_best(run: Run) -> dict[str, float | None] | None:
     best = describe(run, chosen(run))
     if not run.config.replay or best is None:
         return None
-    return run.executor.replay(
-        run.spec, run.replay_seed, best["schedule"], run.config.eval_interval
-    )
+    try:
+        return run.executor.replay(
+            run.spec, run.replay_seed, best["schedule"], run.config.eval_interval
+        )
+    except UserCodeError as exc:
+        stop_for_bug(run, exc, "replay", None)
+        raise
 
 
 def build_result(run: Run) -> dict[str, Any]:
