@@ -20,6 +20,7 @@ PAPER: dict[str, Any] = {
     "protect_steps": 0,
     "greedy_sources": False,
     "greedy_smoothed": False,
+    "greedy_bar": "top",
     "greedy_finish": 0.0,
     "eval_stop": 0.0,
     "parent_perturb_power": 1.0,
@@ -62,6 +63,9 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "greedy": lambda m: {"greedy_sources": True},
     # the sixth pass: greedy_sources judging parent members by their GP-smoothed Q
     "greedys": lambda m: {"greedy_sources": True, "greedy_smoothed": True},
+    # the ninth pass: the bar a parent member must pass, P_1's best or the union's top
+    "greedysb": lambda m: {"greedy_sources": True, "greedy_smoothed": True, "greedy_bar": "best"},
+    "greedysu": lambda m: {"greedy_sources": True, "greedy_smoothed": True, "greedy_bar": "union"},
     # a fraction of the budget, not of max_eval_steps: the same on every benchmark
     "finish20": lambda m: {"greedy_finish": 0.2},
     "finish40": lambda m: {"greedy_finish": 0.4},

@@ -30,7 +30,7 @@ def test_explicit_paper_values_change_nothing():
     a = fire(seed=3, init_sampling="iid")
     b = fire(seed=3, init_sampling="iid", parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0,
              greedy_finish=0.0, eval_stop=0.0, parent_perturb_power=1.0, parent_freeze=0.0,
-             rank_freed_parents=False, greedy_smoothed=False)  # fmt: skip
+             rank_freed_parents=False, greedy_smoothed=False, greedy_bar="top")  # fmt: skip
     assert scripted(a) == scripted(b)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
 
@@ -249,6 +249,28 @@ def test_greedy_smoothed_judges_parent_members_by_their_smoothed_q(smoothed):
         cmds = d.on_ready([0, 1, 2, 3])
         picked |= {c.src for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"}
     assert picked == ({1, 6} if smoothed else {1, 4, 6})
+
+
+@pytest.mark.parametrize(
+    "bar, parents",
+    [("top", {8, 9, 10, 11}), ("best", {9}), ("union", {8, 9, 10})],
+)
+def test_greedy_bar_sets_the_q_a_parent_member_needs(bar, parents):
+    """P_1 (members 0-7) has two top members, 1 (Q 40) and 5 (35); parents 8-11 score
+    38, 45, 37, 36. "top": as good as 35; "best": as good as 40; "union": the worst of
+    the top four of all sixteen members (45, 40, 38, 37)."""
+    q = {0: 10.0, 1: 40.0, 2: 30.0, 3: 20.0, 4: 15.0, 5: 35.0, 6: 12.0, 7: 11.0}
+    q.update({8: 38.0, 9: 45.0, 10: 37.0, 11: 36.0, 12: 1.0, 13: 1.0, 14: 1.0, 15: 1.0})
+    picked = set()
+    for seed in range(30):
+        d = fire(subpops=(8, 8), evaluators=6, seed=seed, greedy_sources=True, greedy_bar=bar)
+        report(d, 10, q)
+        assert d.greedy_threshold([1, 5]) == {"top": 35.0, "best": 40.0, "union": 37.0}[bar]
+        cmds = d.on_ready(range(8))
+        copies = [c for c in cmds if isinstance(c, CopyWeights) and c.reason == "exploit"]
+        assert {c.dst for c in copies} == {0, 7}  # P_1's two losers
+        picked |= {c.src for c in copies}
+    assert picked == {1, 5} | parents
 
 
 def test_parent_perturb_power_raises_the_parents_factors_and_leaves_p1_alone():

@@ -35,8 +35,9 @@ defaults (off) the decisions and the random stream are the paper's
 - ``protect_steps`` (:meth:`FirePBT.protected`): a member that received an evaluator's
   weights cannot lose an evolution event for this many steps.
 - ``greedy_sources`` (:meth:`FirePBT.sources`): P_1's losers may also copy parent
-  members whose Q is as good as P_1's top quarter; with ``greedy_smoothed`` a parent
-  member is judged by its GP-smoothed Q, not by one reading.
+  members whose Q is as good as P_1's top quarter (``greedy_bar = "top"``) or its best
+  member (``"best"``); with ``greedy_smoothed`` a parent member is judged by its
+  GP-smoothed Q, not by one reading.
 - ``eval_stop`` (:meth:`FirePBT.assign_free`): no evaluator is assigned to a parent in
   this last fraction of the budget, so that the networks P_1 received last have time to
   anneal under its greedy hyperparameters before the end.
@@ -113,6 +114,7 @@ class FirePBT(FireDepartures):
         protect_steps: int = 0,
         greedy_sources: bool = False,
         greedy_smoothed: bool = False,
+        greedy_bar: str = "top",
         greedy_finish: float = 0.0,
         eval_stop: float = 0.0,
         parent_perturb_power: float = 1.0,
@@ -146,6 +148,7 @@ class FirePBT(FireDepartures):
         self.protect_steps = protect_steps
         self.greedy_sources = greedy_sources
         self.greedy_smoothed = greedy_smoothed
+        self.greedy_bar = greedy_bar
         self.greedy_finish = greedy_finish
         self.eval_stop = eval_stop
         self.parent_perturb_power = parent_perturb_power

@@ -1,7 +1,7 @@
 """FIRE PBT's departures from the paper (issue 11), each a named ``[algorithm]`` setting.
 
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
-false`` and ``greedy_smoothed = false``, ``protect_steps = 0``, ``eval_patience = 1``,
+false``, ``greedy_smoothed = false`` and ``greedy_bar = "top"``, ``protect_steps = 0``, ``eval_patience = 1``,
 ``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
 1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, and ``init_sampling =
 "iid"``, the one ``[algorithm]`` departure on by default since the fifth pass; the other
@@ -31,6 +31,7 @@ class FireDepartures(PBT):
     parent_resample: float
     greedy_sources: bool
     greedy_smoothed: bool = False  # class default: deciders pickled before it existed
+    greedy_bar: str = "top"  # class default: deciders pickled before the setting existed
     eval_stop: float = 0.0  # class default: deciders pickled before the setting existed
     parent_perturb_power: float = 1.0  # class defaults: the same, for the third pass's
     parent_freeze: float = 0.0
@@ -88,16 +89,17 @@ class FireDepartures(PBT):
 
     def sources(self, subpop: int, top: list[int]) -> list[int]:
         """``greedy_sources``: P_1's losers may also copy (weights and hyperparameters,
-        then explore) a member of any parent sub-population whose Q is at least that of
-        P_1's worst top member. Where greed is right the parents' networks are good by
-        Q too and P_1 ranks all the workers' networks, as PBT does; where it is not
-        (a parent trains at higher learning rates and scores worse now) nothing changes.
-        ``greedy_smoothed``: a parent member qualifies on the GP posterior mean of its
-        curve at its latest point instead (noisy Q: one lucky reading is not enough).
+        then explore) a member of any parent sub-population whose Q reaches the bar
+        ``greedy_bar`` sets (:meth:`greedy_threshold`). Where greed is right the parents'
+        networks are good by Q too and P_1 ranks all the workers' networks, as PBT does;
+        where it is not (a parent trains at higher learning rates and scores worse now)
+        nothing changes. ``greedy_smoothed``: a parent member qualifies on the GP
+        posterior mean of its curve at its latest point instead (noisy Q: one lucky
+        reading is not enough).
         """
         if subpop != 1 or not self.greedy_sources or not top:
             return top
-        bar = min(self._q(self.workers[i]) for i in top)
+        bar = self.greedy_threshold(top)
         extra = [
             w.id
             for w in self.members()
@@ -109,6 +111,27 @@ class FireDepartures(PBT):
             # the bar stays P_1's raw Q, itself the top of noisy readings
             extra = [i for i in extra if float(self.workers[i].curve.smoothed()[-1]) >= bar]
         return [*top, *extra]
+
+    def greedy_threshold(self, top: list[int]) -> float:
+        """The Q a parent member needs to be one of P_1's sources (``greedy_bar``):
+
+        - ``"top"``: that of P_1's worst top member (the sixth pass);
+        - ``"best"``: that of P_1's best member: only a parent network better than every
+          one of P_1's (the ninth pass; at 50 workers "top" let 19.5 parent networks per
+          run into P_1 and cost there, "best" 10.8);
+        - ``"union"``: P_1's and the parents' members ranked together, the worst of that
+          ranking's top fraction (never below "top").
+        """
+        qs = [self._q(self.workers[i]) for i in top]
+        if self.greedy_bar == "best":
+            return max(qs)
+        bar = min(qs)
+        if self.greedy_bar == "union":
+            pool = {w.id: self._q(w) for w in self.members() if math.isfinite(self._q(w))}
+            union_top, _ = truncation(pool, self.fraction)
+            if union_top:
+                bar = max(bar, min(pool[i] for i in union_top))
+        return bar
 
     def protected(self, member: Worker) -> bool:
         """``protect_steps``: a member that received an evaluator's weights does not lose

@@ -374,6 +374,12 @@ def _departures(f: Fields) -> dict[str, Any]:
             "algorithm.greedy_smoothed: changes how greedy_sources judges parent members; "
             "set algorithm.greedy_sources = true as well"
         )
+    bar = f.choice("greedy_bar", ("top", "best", "union"), "top")
+    if bar != "top" and not greedy:
+        raise ConfigError(
+            "algorithm.greedy_bar: changes how greedy_sources judges parent members; "
+            "set algorithm.greedy_sources = true as well"
+        )
     return {
         "parent_perturb_power": float(power),
         "parent_freeze": float(freeze),
@@ -386,6 +392,7 @@ def _departures(f: Fields) -> dict[str, Any]:
         "protect_steps": int(protect),
         "greedy_sources": greedy,
         "greedy_smoothed": smoothed,
+        "greedy_bar": bar,
     }
 
 

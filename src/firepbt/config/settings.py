@@ -71,6 +71,7 @@ class FireSettings:
     protect_steps: int = 0  # a member that got an evaluator's weights is safe this long
     greedy_sources: bool = False  # P_1's losers may copy parents' members as good by Q
     greedy_smoothed: bool = False  # ... judged by their GP-smoothed Q (needs greedy_sources)
+    greedy_bar: str = "top"  # ... against P_1's top quarter, its best, or the union's top
     eval_stop: float = 0.0  # no evaluator assigned in this last fraction of the steps
     greedy_finish: float = 0.0  # last fraction of the steps: all members ranked by Q at once
     parent_perturb_power: float = 1.0  # parents' explore factors raised to this power

@@ -57,6 +57,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         protect_steps=a.protect_steps,
         greedy_sources=a.greedy_sources,
         greedy_smoothed=a.greedy_smoothed,
+        greedy_bar=a.greedy_bar,
         greedy_finish=a.greedy_finish,
         eval_stop=a.eval_stop,
         parent_perturb_power=a.parent_perturb_power,
