@@ -1,8 +1,8 @@
 """FIRE PBT's departures from the paper (issue 11), each a named ``[algorithm]`` setting.
 
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
-false``, ``greedy_smoothed = false`` and ``greedy_bar = "top"``, ``protect_steps = 0``, ``eval_patience = 1``,
-``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
+false``, ``greedy_smoothed = false`` and ``greedy_bar = "top"``, ``protect_steps = 0``,
+``eval_patience = 1``, ``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
 1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, and ``init_sampling =
 "iid"``, the one ``[algorithm]`` departure on by default since the fifth pass; the other
 default departure, ``best = "final"``, is the runner's: ``runner/best.py``) each hook
