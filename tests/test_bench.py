@@ -328,3 +328,35 @@ def test_lqr_benchmarks_have_the_papers_rl_shapes():
         assert (
             fire["min_steps_before_eval"] == [steps // 6] and fire["max_eval_steps"] == steps // 6
         )
+
+
+def test_parents_reads_the_parent_subpopulations_from_the_journal(tmp_path):
+    """``benchmarks/parents.py`` (the ninth pass's stiff diagnosis): its counts match the
+    journal read here independently; a method with no finished run is one line, exit 2."""
+    out = tmp_path / "sweep"
+    method = "fire@strat+greedys+final"
+    args = ["--quick", "--only", "stiff", "--seeds", "0", "--variants", "strat+greedys+final",
+            "--methods", method, "--out", str(out), "--no-report"]  # fmt: skip
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in (out / "stiff" / f"{method}-seed0" / "events.jsonl")
+              .read_text().splitlines()]  # fmt: skip
+    roles = events[0]["roles"]
+    cross = sum(
+        1
+        for e in events
+        if e["ev"] == "copy" and e["reason"] == "exploit"
+        and roles[e["src"]][1] != roles[e["dst"]][1]
+    )  # fmt: skip
+    last = {e["worker"]: e["hparams"]["lr"] for e in events if e["ev"] == "result"}
+    p2 = statistics.median(last[w] for w, (r, sp) in enumerate(roles) if r == "member" and sp == 2)
+    cmd = [sys.executable, "-m", "benchmarks.parents", "--out", str(out), "--only", "stiff",
+           "--methods", method]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"cross-population exploit copies per run: {cross:.1f}" in proc.stdout
+    assert f"P_2 {p2:.3g};" in proc.stdout, proc.stdout
+    proc = subprocess.run([*cmd[:-1], "fire@paper"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
