@@ -9,7 +9,9 @@
 - the share of P_2's members whose first task diverged, the largest initial rate that
   did not and the smallest that did (medians over seeds), and P_2's median rate in the
   task that starts at the first ready point (``ready_interval``);
-- exploit copies from one sub-population into another per run (``greedy_sources``).
+- exploit copies from one sub-population into another per run (``greedy_sources``);
+- in P_2's own exploit copies (between members with different rates, the loser not
+  diverged: a fitness ranking), how often the source had the lower rate of the two.
 
 The ninth pass's diagnosis of the stiff task (``benchmarks/RESULTS.md``) is this
 script's output. The hyperparameter read is ``--hparam`` (default ``lr``).
@@ -38,6 +40,8 @@ def summarise(run_dir: Path, hparam: str) -> dict[str, Any]:
     result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
     ready = int(result["config"]["ready_interval"])  # the first ready point
     cross = 0
+    lower = []  # P_2's exploit copies: whether the source's rate was below the loser's
+    finite: dict[int, bool] = {}  # whether each worker's latest score was finite
     for ev in read_events(run_dir):
         kind = ev["ev"]
         if kind == "start":
@@ -46,6 +50,7 @@ def summarise(run_dir: Path, hparam: str) -> dict[str, Any]:
             w = int(ev["worker"])
             h = float(ev["hparams"][hparam])
             last_h[w] = h
+            finite[w] = ev["score"] is not None
             if ev["score"] is not None:
                 last_q[w] = float(ev["score"])
             role, sp = roles[w]
@@ -56,8 +61,12 @@ def summarise(run_dir: Path, hparam: str) -> dict[str, Any]:
             if int(ev["start"]) == ready and w not in second_h:
                 second_h[w] = h
         elif kind == "copy" and ev.get("reason") == "exploit":
-            if roles[int(ev["src"])][1] != roles[int(ev["dst"])][1]:
+            src, dst = int(ev["src"]), int(ev["dst"])
+            if roles[src][1] != roles[dst][1]:
                 cross += 1
+            elif roles[src][1] == 2 and src in last_h and dst in last_h and finite[dst]:
+                if last_h[src] != last_h[dst]:  # a diverged loser is not a fitness ranking
+                    lower.append(last_h[src] < last_h[dst])
 
     def members(sp: int) -> list[int]:
         return [w for w, (r, s) in enumerate(roles) if r == "member" and s == sp]
@@ -70,6 +79,7 @@ def summarise(run_dir: Path, hparam: str) -> dict[str, Any]:
         - max(last_q[w] for w in p2 if w in last_q),
         "diverged_first": sum(bad for _, bad in first.values()) / len(first),
         "cross": cross,
+        "lower": lower,
         "rate_after_first_ready": statistics.median(second_h.values()) if second_h else None,
     }
     ok = [h for h, bad in first.values() if not bad]
@@ -131,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"  cross-population exploit copies per run: "
                 f"{statistics.mean(r['cross'] for r in rows):.1f}"
             )
+            lower = [x for r in rows for x in r["lower"]]
+            if lower:
+                print(
+                    f"  P_2's exploit copies: the source's {args.hparam} below the loser's "
+                    f"in {sum(lower)}/{len(lower)} ({100 * sum(lower) / len(lower):.0f}%)"
+                )
     return 0
 
 
