@@ -26,6 +26,7 @@ PAPER: dict[str, Any] = {
     "parent_perturb_power": 1.0,
     "parent_freeze": 0.0,
     "rank_freed_parents": False,
+    "parent_own_hparams": False,
     "init_sampling": "iid",
     "best": "highest",  # the paper's best network (a top-level setting: TOP_LEVEL)
 }
@@ -78,6 +79,8 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "freeze30": lambda m: {"parent_freeze": 0.3},
     "freeze50": lambda m: {"parent_freeze": 0.5},
     "rankfreed": lambda m: {"rank_freed_parents": True},
+    # the ninth pass: a parent that loses keeps its own hyperparameters (benchmarks/parents.py)
+    "parentown": lambda m: {"parent_own_hparams": True},
     # issue 12 item 3: the GP approximation (refit after 25% growth) on the suite rows
     "refit25": lambda m: {"gp_refit": 0.25},
     # the paper's own knobs, for the ablation of the second pass (benchmark values: p_stat

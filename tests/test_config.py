@@ -45,11 +45,11 @@ def test_departures_from_the_paper_default_off_and_round_trip():
     assert (a.parent_resample, a.reseed_after, a.eval_patience, a.protect_steps) == (0.0, 0, 1, 0)
     assert (a.greedy_sources, a.greedy_finish, a.eval_stop) == (False, 0.0, 0.0)
     assert (a.parent_perturb_power, a.parent_freeze, a.rank_freed_parents) == (1.0, 0.0, False)
-    assert (a.greedy_smoothed, a.greedy_bar) == (False, "top")
+    assert (a.greedy_smoothed, a.greedy_bar, a.parent_own_hparams) == (False, "top", False)
     algo = dict(GOOD["algorithm"], parent_resample=0.25, reseed_after=300, eval_patience=3,
                 protect_steps=100, parent_perturb_power=2, parent_freeze=0.3,
                 rank_freed_parents=True, greedy_sources=True,
-                greedy_smoothed=True, greedy_bar="best")  # fmt: skip
+                greedy_smoothed=True, greedy_bar="best", parent_own_hparams=True)  # fmt: skip
     c = Config.from_dict(with_("algorithm", algo))
     a = c.algorithm
     assert (a.parent_resample, a.reseed_after, a.eval_patience, a.protect_steps) == (
@@ -57,6 +57,7 @@ def test_departures_from_the_paper_default_off_and_round_trip():
     )  # fmt: skip
     assert (a.parent_perturb_power, a.parent_freeze, a.rank_freed_parents) == (2.0, 0.3, True)
     assert (a.greedy_sources, a.greedy_smoothed, a.greedy_bar) == (True, True, "best")
+    assert a.parent_own_hparams is True
     assert Config.from_dict(c.to_dict()) == c
 
 
@@ -131,6 +132,7 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.greedy_smoothed", True, "algorithm.greedy_smoothed: changes how"),
         ("algorithm.greedy_smoothed", "yes", "algorithm.greedy_smoothed: expected bool"),
         ("algorithm.greedy_bar", "best", "algorithm.greedy_bar: changes how"),
+        ("algorithm.parent_own_hparams", 1, "algorithm.parent_own_hparams: expected bool"),
         ("algorithm.greedy_bar", "max", "algorithm.greedy_bar: must be one of top, best, union"),
         (
             "algorithm.init_sampling",

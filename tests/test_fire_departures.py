@@ -30,7 +30,8 @@ def test_explicit_paper_values_change_nothing():
     a = fire(seed=3, init_sampling="iid")
     b = fire(seed=3, init_sampling="iid", parent_resample=0.0, reseed_after=0, eval_patience=1.0, protect_steps=0,
              greedy_finish=0.0, eval_stop=0.0, parent_perturb_power=1.0, parent_freeze=0.0,
-             rank_freed_parents=False, greedy_smoothed=False, greedy_bar="top")  # fmt: skip
+             rank_freed_parents=False, greedy_smoothed=False, greedy_bar="top",
+             parent_own_hparams=False)  # fmt: skip
     assert scripted(a) == scripted(b)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
 
@@ -351,3 +352,27 @@ def test_iid_initial_draws_are_the_papers():
     d = fire(subpops=(8, 8), evaluators=6, seed=4, init_sampling="iid")
     twin = np.random.default_rng(4)
     assert [w.hparams for w in d.members()] == [SPACE.sample(twin) for _ in range(16)]
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_parent_own_hparams_keeps_a_losing_parents_hyperparameters(own):
+    """parent_own_hparams: a parent that loses takes the winner's weights but explores
+    from its own hyperparameters; P_1 and a diverged parent copy the winner's (paper)."""
+    d = fire(seed=4, parent_own_hparams=own)
+    report(d, 10, {w: float(w) for w in range(8)})
+    d.workers[5].hparams, d.workers[6].hparams = {"lr": 0.2}, {"lr": 0.01}
+    d.workers[1].hparams, d.workers[2].hparams = {"lr": 0.3}, {"lr": 0.02}
+    twin = np.random.default_rng(4)
+    twin.bit_generator.state = d.rng.bit_generator.state
+    cmds = []
+    d.exploit_one(6, 5, cmds)  # P_2: 5 loses to 6
+    (copy,) = [c for c in cmds if isinstance(c, CopyWeights)]
+    assert (copy.src, copy.dst) == (6, 5)  # the weights move either way
+    assert d.workers[5].hparams == SPACE.explore({"lr": 0.2 if own else 0.01}, twin)
+    d.exploit_one(2, 1, [])  # P_1: the paper's copy of both, whatever the setting
+    assert d.workers[1].hparams == SPACE.explore({"lr": 0.02}, twin)
+    report(d, 20, {7: float("nan")})
+    d.workers[7].hparams = {"lr": 0.5}
+    assert d.workers[7].diverged
+    d.exploit_one(6, 7, [])  # a diverged parent: its own rates diverged, it takes 6's
+    assert d.workers[7].hparams == SPACE.explore({"lr": 0.01}, twin)

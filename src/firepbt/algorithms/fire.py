@@ -58,6 +58,10 @@ defaults (off) the decisions and the random stream are the paper's
   succeeded at this ready point's checks is still in Φ for this ready point's
   exploit-and-explore, on the evaluator's final curve (with the checks first, Φ is often
   below the 4 members truncation needs, and the parents rarely exploit).
+- ``parent_own_hparams`` (:meth:`FirePBT.exploit_one`): a parent member that loses an
+  evolution event copies the winner's weights but explores from its own hyperparameters
+  (a diverged one still takes the winner's): the parents' fitness ranks weights, and
+  with the hyperparameters it passed on the weights' low rates (ninth pass).
 
 Which of them help, on which benchmark, is measured in ``benchmarks/RESULTS.md``.
 """
@@ -120,6 +124,7 @@ class FirePBT(FireDepartures):
         parent_perturb_power: float = 1.0,
         parent_freeze: float = 0.0,
         rank_freed_parents: bool = False,
+        parent_own_hparams: bool = False,
         gp_refit: float = 0.0,
         gp_workers: int = 1,
         init_sampling: str = "stratified",
@@ -154,6 +159,7 @@ class FirePBT(FireDepartures):
         self.parent_perturb_power = parent_perturb_power
         self.parent_freeze = parent_freeze
         self.rank_freed_parents = rank_freed_parents
+        self.parent_own_hparams = parent_own_hparams
         self._freed_curves: dict[int, Curve] = {}
         self._last_link = [0] * (
             len(subpopulations) + 1

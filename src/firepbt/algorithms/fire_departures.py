@@ -3,7 +3,8 @@
 With every setting at its paper value (``parent_resample = 0``, ``greedy_sources =
 false``, ``greedy_smoothed = false`` and ``greedy_bar = "top"``, ``protect_steps = 0``,
 ``eval_patience = 1``, ``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
-1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, and ``init_sampling =
+1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, ``parent_own_hparams =
+false``, and ``init_sampling =
 "iid"``, the one ``[algorithm]`` departure on by default since the fifth pass; the other
 default departure, ``best = "final"``, is the runner's: ``runner/best.py``) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from firepbt.algorithms.base import Command, CopyWeights, Hparams, Worker
+from firepbt.algorithms.base import Command, CopyWeights, Hparams, SetHparams, Worker
 from firepbt.algorithms.pbt import PBT, truncation
 from firepbt.core.curves import Curve
 
@@ -36,6 +37,7 @@ class FireDepartures(PBT):
     parent_perturb_power: float = 1.0  # class defaults: the same, for the third pass's
     parent_freeze: float = 0.0
     rank_freed_parents: bool = False
+    parent_own_hparams: bool = False  # class default: deciders pickled before it existed
     greedy_finish: float = 0.0  # class default: deciders pickled before the setting existed
     steps: int
     protect_steps: int
@@ -86,6 +88,25 @@ class FireDepartures(PBT):
             # parent_perturb_power: the same draws, each factor raised to the power
             return self.space.explore(hparams, self.rng, self.parent_perturb_power)
         return super().explored(dst, hparams)
+
+    def exploit_one(self, src: int, dst: int, cmds: list[Command]) -> None:
+        """``parent_own_hparams``: a parent member that loses copies the winner's weights
+        and explores from its *own* hyperparameters. The parents' fitness ranks weights
+        (their improvement under the child's hyperparameters), and copying the winner's
+        hyperparameters with them pulled the parents' rates down on every benchmark but
+        MNIST-1D (``benchmarks/parents.py``). P_1, a diverged loser (its own rates
+        diverged) and the setting off: the paper's copy of both."""
+        d = self.workers[dst]
+        if not (self.parent_own_hparams and d.subpop >= 2 and not d.diverged):
+            super().exploit_one(src, dst, cmds)
+            return
+        own = dict(d.hparams)
+        cmds.append(CopyWeights(src, dst, "exploit"))
+        self.apply_copy(src, dst)
+        d.hparams = self.explored(d, own)
+        d.since_eval = 0
+        cmds.append(SetHparams(dst, d.hparams, "explore"))
+        self.lost(dst, cmds)
 
     def sources(self, subpop: int, top: list[int]) -> list[int]:
         """``greedy_sources``: P_1's losers may also copy (weights and hyperparameters,

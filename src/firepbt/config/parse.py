@@ -384,6 +384,7 @@ def _departures(f: Fields) -> dict[str, Any]:
         "parent_perturb_power": float(power),
         "parent_freeze": float(freeze),
         "rank_freed_parents": f.get("rank_freed_parents", bool, False),
+        "parent_own_hparams": f.get("parent_own_hparams", bool, False),
         "eval_stop": float(stop),
         "greedy_finish": float(finish),
         "parent_resample": float(resample),

@@ -77,6 +77,7 @@ class FireSettings:
     parent_perturb_power: float = 1.0  # parents' explore factors raised to this power
     parent_freeze: float = 0.0  # last fraction of the steps: parents lose no evolution event
     rank_freed_parents: bool = False  # Φ keeps parents whose evaluator was freed this round
+    parent_own_hparams: bool = False  # a parent that loses keeps (explores) its own hparams
     # GP hyperparameters are refitted once a curve has grown by this fraction since its
     # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
     # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)

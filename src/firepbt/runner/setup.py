@@ -63,6 +63,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         parent_perturb_power=a.parent_perturb_power,
         parent_freeze=a.parent_freeze,
         rank_freed_parents=a.rank_freed_parents,
+        parent_own_hparams=a.parent_own_hparams,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
         init_sampling=a.init_sampling,
