@@ -58,7 +58,7 @@ defaults (off) the decisions and the random stream are the paper's
   succeeded at this ready point's checks is still in Φ for this ready point's
   exploit-and-explore, on the evaluator's final curve (with the checks first, Φ is often
   below the 4 members truncation needs, and the parents rarely exploit).
-- ``parent_own_hparams`` (:meth:`FirePBT.exploit_one`): a parent member that loses an
+- ``parent_own_hparams`` (:meth:`FirePBT.inherited`): a parent member that loses an
   evolution event copies the winner's weights but explores from its own hyperparameters
   (a diverged one still takes the winner's): the parents' fitness ranks weights, and
   with the hyperparameters it passed on the weights' low rates (ninth pass).

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from firepbt.algorithms.base import Command, CopyWeights, Hparams, SetHparams, Worker
+from firepbt.algorithms.base import Command, CopyWeights, Hparams, Worker
 from firepbt.algorithms.pbt import PBT, truncation
 from firepbt.core.curves import Curve
 
@@ -89,7 +89,7 @@ class FireDepartures(PBT):
             return self.space.explore(hparams, self.rng, self.parent_perturb_power)
         return super().explored(dst, hparams)
 
-    def exploit_one(self, src: int, dst: int, cmds: list[Command]) -> None:
+    def inherited(self, src: int, dst: int) -> Hparams:
         """``parent_own_hparams``: a parent member that loses copies the winner's weights
         and explores from its *own* hyperparameters. The parents' fitness ranks weights
         (their improvement under the child's hyperparameters), and copying the winner's
@@ -97,16 +97,9 @@ class FireDepartures(PBT):
         MNIST-1D (``benchmarks/parents.py``). P_1, a diverged loser (its own rates
         diverged) and the setting off: the paper's copy of both."""
         d = self.workers[dst]
-        if not (self.parent_own_hparams and d.subpop >= 2 and not d.diverged):
-            super().exploit_one(src, dst, cmds)
-            return
-        own = dict(d.hparams)
-        cmds.append(CopyWeights(src, dst, "exploit"))
-        self.apply_copy(src, dst)
-        d.hparams = self.explored(d, own)
-        d.since_eval = 0
-        cmds.append(SetHparams(dst, d.hparams, "explore"))
-        self.lost(dst, cmds)
+        if self.parent_own_hparams and d.subpop >= 2 and not d.diverged:
+            return dict(d.hparams)
+        return super().inherited(src, dst)
 
     def sources(self, subpop: int, top: list[int]) -> list[int]:
         """``greedy_sources``: P_1's losers may also copy (weights and hyperparameters,

@@ -132,13 +132,19 @@ class PBT(Decider):
 
     def exploit_one(self, src: int, dst: int, cmds: list[Command]) -> None:
         """``dst`` copies ``src``'s weights and hyperparameters, then explores (SPEC "PBT")."""
+        d = self.workers[dst]
+        base = self.inherited(src, dst)  # before the copy replaces dst's state
         cmds.append(CopyWeights(src, dst, "exploit"))
         self.apply_copy(src, dst)
-        d = self.workers[dst]
-        d.hparams = self.explored(d, self.workers[src].hparams)
+        d.hparams = self.explored(d, base)
         d.since_eval = 0
         cmds.append(SetHparams(dst, d.hparams, "explore"))
         self.lost(dst, cmds)
+
+    def inherited(self, src: int, dst: int) -> Hparams:
+        """The hyperparameters loser ``dst`` explores from (a hook for FIRE PBT; PBT:
+        the winner ``src``'s)."""
+        return self.workers[src].hparams
 
     def sources(self, subpop: int, top: list[int]) -> list[int]:
         """Whom the losers of ``subpop`` copy from (a hook for FIRE PBT; PBT: its top)."""

@@ -369,17 +369,13 @@ def _departures(f: Fields) -> dict[str, Any]:
         raise ConfigError(f"algorithm.parent_freeze: must be in [0, 1) (0: off), got {freeze}")
     greedy = f.get("greedy_sources", bool, False)
     smoothed = f.get("greedy_smoothed", bool, False)
-    if smoothed and not greedy:
-        raise ConfigError(
-            "algorithm.greedy_smoothed: changes how greedy_sources judges parent members; "
-            "set algorithm.greedy_sources = true as well"
-        )
     bar = f.choice("greedy_bar", ("top", "best", "union"), "top")
-    if bar != "top" and not greedy:
-        raise ConfigError(
-            "algorithm.greedy_bar: changes how greedy_sources judges parent members; "
-            "set algorithm.greedy_sources = true as well"
-        )
+    for name, on in (("greedy_smoothed", smoothed), ("greedy_bar", bar != "top")):
+        if on and not greedy:
+            raise ConfigError(
+                f"algorithm.{name}: changes how greedy_sources judges parent members; "
+                "set algorithm.greedy_sources = true as well"
+            )
     return {
         "parent_perturb_power": float(power),
         "parent_freeze": float(freeze),

@@ -239,28 +239,30 @@ class ProcessExecutor(SlotPool):
             proc.join()
 
     def _ask(self, slot: int, message: tuple[Any, ...], timeout: float | None) -> Any:
-        """Send ``message`` to an idle slot and return its answer ``(status, payload)``;
-        ``Dead`` if its process died, or (the slot killed) if no answer came in ``timeout``."""
+        """Send ``message`` (a test or a replay) to an idle slot and return the payload
+        of its ``("ok", payload)`` answer; ``Dead`` if its process died, or (the slot
+        killed) if no answer came in ``timeout``. The user's test() raising is re-raised
+        here (UserCodeError); any other failure is a RuntimeError naming the request."""
         conn = self.conns[slot]
         try:
             conn.send(message)
             if timeout is not None and not conn.poll(timeout):
                 self.kill(slot)
                 return Dead("timeout")
-            return conn.recv()
+            status, payload = conn.recv()
         except (EOFError, OSError):
             self.procs[slot].join(timeout=5)
             return Dead(f"exit code {self.procs[slot].exitcode}")
-
-    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
-        answer = self._ask(slot, ("test", ref.handle), timeout)
-        if isinstance(answer, Dead):
-            return answer
-        status, payload = answer
         if status == "user":  # the user's test() raised
             raise payload
         if status != "ok":
-            raise RuntimeError(f"test: in worker process {slot}: {payload}")
+            raise RuntimeError(f"{message[0]}: in worker process {slot}: {payload}")
+        return payload
+
+    def run_test(self, slot: int, ref: Ref, timeout: float | None) -> float | Dead | None:
+        payload = self._ask(slot, ("test", ref.handle), timeout)
+        if isinstance(payload, Dead):
+            return payload
         return None if payload is None else float(payload)
 
     def run_replay(
@@ -271,15 +273,9 @@ class ProcessExecutor(SlotPool):
         chunk: int,
         timeout: float | None,
     ) -> dict[str, float | None] | Dead:
-        answer = self._ask(slot, ("replay", seed, list(schedule), chunk), timeout)
-        if isinstance(answer, Dead):
-            return answer
-        status, payload = answer
-        if status == "user":  # the user's test() raised
-            raise payload
-        if status != "ok":
-            raise RuntimeError(f"replay: in worker process {slot}: {payload}")
-        out: dict[str, float | None] = payload
+        out: dict[str, float | None] | Dead = self._ask(
+            slot, ("replay", seed, list(schedule), chunk), timeout
+        )
         return out
 
     def put(self, state: Any) -> Ref:
