@@ -360,3 +360,48 @@ def test_parents_reads_the_parent_subpopulations_from_the_journal(tmp_path):
     proc = subprocess.run([*cmd[:-1], "fire@paper"], cwd=ROOT, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_learning_reads_the_held_out_best_effort_from_the_journal(tmp_path):
+    """``benchmarks/learning.py`` (the tenth pass's "learns faster" measure): the pick at
+    each round is the member with the highest Q, its value that member's next reading,
+    as read here independently by step; the paired table and the figure are written; a
+    method with no finished run is one line, exit 2."""
+    from benchmarks.learning import held_out_curve
+
+    out = tmp_path / "sweep"
+    args = ["--quick", "--only", "stiff", "--seeds", "0", "--methods", "pbt", "random",
+            "--out", str(out), "--no-report"]  # fmt: skip
+    proc = bench(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = out / "stiff" / "pbt-seed0"
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    by_step: dict[int, dict[int, float]] = {}
+    for e in events:
+        if e["ev"] == "result":
+            by_step.setdefault(e["step"], {})[e["worker"]] = e["score"]
+    steps = sorted(by_step)
+    floor = min(q for t in steps for q in by_step[t].values() if q is not None)
+    expect, diverged = [], 0
+    for t, nxt in zip(steps, steps[1:], strict=False):
+        now = {w: q for w, q in by_step[t].items() if q is not None}
+        pick = max(now, key=lambda w: (now[w], -w))
+        expect.append(floor if by_step[nxt][pick] is None else by_step[nxt][pick])
+        diverged += sum(q is None for q in by_step[t].values())
+    got = held_out_curve(run)
+    assert got == expect and len(got) == len(steps) - 1
+    assert diverged > 0  # the quick stiff runs diverge: the non-finite readings are read too
+    top = [max(q for q in by_step[t].values() if q is not None) for t in steps[:-1]]
+    assert got != top  # not the plain top reading
+    fig = tmp_path / "learning.png"
+    cmd = [sys.executable, "-m", "benchmarks.learning", "--out", str(out), "--only", "stiff",
+           "--base", "pbt", "--methods", "random", "--figure", str(fig)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mean = statistics.fmean(expect)
+    assert "| pbt | 1 |" in proc.stdout and f"{mean:.3f} |" in proc.stdout, proc.stdout
+    assert "| random | 1 |" in proc.stdout and fig.stat().st_size > 0
+    proc = subprocess.run([*cmd[:-3], "fire@paper"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
