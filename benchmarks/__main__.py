@@ -107,6 +107,7 @@ def select(benches: list[Benchmark], args: argparse.Namespace) -> list[Benchmark
             if fire is not None:
                 algo = fire["algorithm"]
                 extra, top = variants.split(variants.variant(v, algo["max_eval_steps"]))
+                extra.update(variants.shape(v, algo))
                 b.methods[f"fire@{v}"] = {**fire, **top, "algorithm": {**algo, **extra}}
             if variants.common(v):  # random search and PBT take it too
                 extra, top = variants.split(variants.common_settings(v))

@@ -46,7 +46,10 @@ def algorithm(kind: str, workers: int, **fire: Any) -> dict[str, Any]:
 
 
 def fire_workers(table: dict[str, Any]) -> int:
-    return int(table["subpopulations"] * table["subpopulation_size"] + table["evaluators"])
+    """Workers of a FIRE PBT ``[algorithm]`` table (one size, or a list of sizes)."""
+    size = table["subpopulation_size"]
+    members = sum(size) if isinstance(size, list) else table["subpopulations"] * size
+    return int(members + table["evaluators"])
 
 
 def run_seed(run: Path) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Benchmark
+from benchmarks.common import Benchmark, fire_workers
 
 METHOD_LABEL = {"random": "random search", "pbt": "PBT", "fire": "FIRE PBT",
                 "pbt8": "PBT, 8 members", "pbt16": "PBT, 16 members"}  # fmt: skip
@@ -234,11 +234,15 @@ def markdown(benches: Sequence[Benchmark], report: dict[str, Any], head: list[st
             if not runs:  # a variant asked for on several benchmarks, run on others only
                 continue
             cfg = b.methods[method]["algorithm"]
-            workers = cfg.get("population") or (
-                cfg["subpopulations"] * cfg["subpopulation_size"] + cfg["evaluators"]
-            )
+            workers = cfg.get("population") or fire_workers(cfg)
             if method.startswith("fire"):
-                workers = f"{workers} ({cfg['subpopulations']}×{cfg['subpopulation_size']}+{cfg['evaluators']})"
+                size = cfg["subpopulation_size"]
+                members = (
+                    "+".join(map(str, size))
+                    if isinstance(size, list)
+                    else f"{cfg['subpopulations']}×{size}"
+                )
+                workers = f"{workers} ({members}+{cfg['evaluators']})"
             exploits = statistics.fmean(x["exploits"] for x in runs)
             succ = sum(x["successes"] for x in runs) / len(runs)
             assigns = sum(x["assigns"] for x in runs) / len(runs)

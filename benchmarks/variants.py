@@ -90,8 +90,36 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "eval-quarter": lambda m: {"max_eval_steps": m // 4},
     "eval-twothirds": lambda m: {"max_eval_steps": 2 * m // 3},
     "eval-double": lambda m: {"max_eval_steps": 2 * m},
+    # the tenth pass: shapes with a larger P_1 (:data:`SHAPES`, applied by :func:`shape`)
+    **{name: (lambda m: {}) for name in ("wide", "wide7")},
     **COMMON,
 }
+
+
+#: the tenth pass: a larger greedy P_1 at the same number of workers (the list form of
+#: ``subpopulation_size``): every parent sub-population shrinks to this fraction of its
+#: size (at least 4 members), the evaluators stay 3/4 of the parents (the paper's ratio),
+#: and P_1 takes the rest. 2 x 8 + 6 -> 12 + 6 + 4 ("wide"), 10 + 7 + 5 ("wide7");
+#: 2 x 18 + 14 -> 28 + 13 + 9 ("wide").
+SHAPES: dict[str, float] = {"wide": 3 / 4, "wide7": 7 / 8}
+
+
+def shape(name: str, algo: dict[str, Any]) -> dict[str, Any]:
+    """The sub-population sizes and evaluators of variant ``name`` for the FIRE PBT table
+    ``algo`` (nothing unless a part of ``name`` is in :data:`SHAPES`)."""
+    out: dict[str, Any] = {}
+    for part in name.split("+"):
+        if part not in SHAPES:
+            continue
+        n, size = algo["subpopulations"], algo["subpopulation_size"]
+        total = n * size + algo["evaluators"]
+        parent = max(4, int(SHAPES[part] * size))
+        evaluators = max(1, 3 * (n - 1) * parent // 4)
+        out = {
+            "subpopulation_size": [total - (n - 1) * parent - evaluators] + [parent] * (n - 1),
+            "evaluators": evaluators,
+        }
+    return out
 
 
 def common(name: str) -> bool:

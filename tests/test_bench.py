@@ -405,3 +405,33 @@ def test_learning_reads_the_held_out_best_effort_from_the_journal(tmp_path):
     proc = subprocess.run([*cmd[:-3], "fire@paper"], cwd=ROOT, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_wide_variants_give_p1_more_workers_at_the_same_total():
+    """The tenth pass's shapes (``benchmarks/variants.py: SHAPES``): the parents shrink,
+    the evaluators stay 3/4 of the parents, P_1 takes the rest; same number of workers."""
+    import argparse
+
+    from benchmarks.__main__ import all_benchmarks, select
+    from benchmarks.common import fire_workers
+
+    args = argparse.Namespace(only=["stiff", "rl-lqr50", "nqm36-noise"], seeds=None,
+                              variants=["wide+strat+final", "wide7"], methods=None)  # fmt: skip
+    got = {
+        (b.name, m): (
+            b.methods[m]["algorithm"]["subpopulation_size"],
+            b.methods[m]["algorithm"]["evaluators"],
+        )  # fmt: skip
+        for b in select(all_benchmarks(False), args)
+        for m in ("fire", "fire@wide+strat+final", "fire@wide7")
+    }
+    assert got[("stiff", "fire@wide+strat+final")] == ([12, 6], 4)
+    assert got[("stiff", "fire@wide7")] == ([10, 7], 5)
+    assert got[("rl-lqr50", "fire@wide+strat+final")] == ([28, 13], 9)
+    assert got[("nqm36-noise", "fire@wide+strat+final")] == ([15, 6, 6], 9)
+    for (name, _m), (size, ev) in got.items():
+        base = got[(name, "fire")]
+        total = {"subpopulations": 3 if name == "nqm36-noise" else 2, "evaluators": ev}
+        assert fire_workers({**total, "subpopulation_size": size}) == fire_workers(
+            {**total, "subpopulation_size": base[0], "evaluators": base[1]}
+        )

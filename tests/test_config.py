@@ -1,5 +1,7 @@
 """Configs are validated before any training, each error naming its field."""
 
+import json
+
 import pytest
 
 from firepbt.config import Config, FireSettings, apply_overrides
@@ -86,6 +88,39 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
     assert c.algorithm.evaluators == 12 and c.workers == 36
 
 
+def test_subpopulation_sizes_as_a_list():
+    """``subpopulation_size = [12, 6]``: P_1 of 12, P_2 of 6; the evaluators default to
+    3/4 of the parents; ``subpopulations`` is the list's length (or must equal it); the
+    list is what to_dict writes back, and a config with one size writes it as before."""
+    c = Config.from_dict(with_("algorithm", {"name": "fire", "subpopulation_size": [12, 6],
+                                             "max_eval_steps": 100}))  # fmt: skip
+    assert c.algorithm.sizes == (12, 6) and c.algorithm.subpopulations == 2
+    assert c.algorithm.evaluators == 4 and c.workers == 22
+    assert c.to_dict()["algorithm"]["subpopulation_size"] == [12, 6]
+    assert Config.from_dict(c.to_dict()) == c
+    three = with_("algorithm", {"name": "fire", "subpopulations": 3,
+                                "subpopulation_size": [8, 6, 5], "max_eval_steps": 100})  # fmt: skip
+    c = Config.from_dict(three)
+    assert c.algorithm.sizes == (8, 6, 5) and c.algorithm.evaluators == 8 and c.workers == 27
+    with pytest.raises(ConfigError, match=r"^algorithm.subpopulations: 2, but algorithm.subp"):
+        Config.from_dict(with_("algorithm", {**three["algorithm"], "subpopulations": 2}))
+    plain = Config.from_dict(GOOD).to_dict()["algorithm"]
+    assert plain["subpopulation_size"] == 4 and "subpopulation_sizes" not in plain
+
+
+def test_subpopulation_sizes_reach_the_decider(tmp_path):
+    """A run with ``subpopulation_size = [6, 4]`` has P_1 of 6 members and P_2 of 4."""
+    from firepbt.api import run
+
+    cfg = with_("algorithm", {"name": "fire", "subpopulation_size": [6, 4], "evaluators": 2,
+                              "max_eval_steps": 100})  # fmt: skip
+    cfg["steps"] = 100
+    run(Config.from_dict(cfg), tmp_path / "run")
+    start = json.loads((tmp_path / "run" / "events.jsonl").read_text().splitlines()[0])
+    got = [tuple(r) for r in start["roles"]]
+    assert got == [("member", 1)] * 6 + [("member", 2)] * 4 + [("evaluator", 0)] * 2
+
+
 @pytest.mark.parametrize(
     "path, value, field",
     [
@@ -106,6 +141,11 @@ def test_default_evaluators_are_three_quarters_of_the_parents():
         ("algorithm.subpopulation_size", 3, "algorithm.subpopulation_size: truncation"),
         # issue 12: more evaluators than parent members could ever be busy (here 4 parents)
         ("algorithm.evaluators", 5, "algorithm.evaluators: 5 evaluators but the parent"),
+        # a list: one size per sub-population (the tenth pass of issue 11)
+        ("algorithm.subpopulation_size", [6, 3], "algorithm.subpopulation_size: truncation"),
+        ("algorithm.subpopulation_size", [6], "algorithm.subpopulation_size: expected an"),
+        ("algorithm.subpopulation_size", [6, True], "algorithm.subpopulation_size: expected"),
+        ("algorithm.subpopulation_size", "6", "algorithm.subpopulation_size: expected int"),
         ("algorithm.gp_refit", -0.5, "algorithm.gp_refit: must be >= 0"),
         ("algorithm.gp_workers", 0, "algorithm.gp_workers: must be >= 1"),
         ("algorithm.p_stat", 1.5, "algorithm.p_stat"),

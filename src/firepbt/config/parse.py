@@ -294,20 +294,14 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
             population=population, truncation=_truncation(f), init_sampling=_init_sampling(f)
         )
     else:
-        n = f.positive_int("subpopulations", 2)
-        if n < 2:
-            raise ConfigError(f"algorithm.subpopulations: FIRE PBT needs at least 2, got {n}")
-        size = f.positive_int("subpopulation_size", 8)
-        if size < 4:
-            raise ConfigError(
-                f"algorithm.subpopulation_size: truncation selection needs at least 4 members, got {size}"
-            )
-        default_evaluators = max(1, (3 * (n - 1) * size) // 4)
+        n, size, sizes = _shape(f)
+        parents = sum(sizes[1:])
+        default_evaluators = max(1, (3 * parents) // 4)
         evaluators = f.positive_int("evaluators", default_evaluators)
-        if evaluators > (n - 1) * size:
+        if evaluators > parents:
             raise ConfigError(
                 f"algorithm.evaluators: {evaluators} evaluators but the parent sub-populations "
-                f"P_2..P_{n} hold {(n - 1) * size} members, and each member has at most one "
+                f"P_2..P_{n} hold {parents} members, and each member has at most one "
                 "evaluator at a time: the others could never work (SPEC 'FIRE PBT')"
             )
         gp_refit = f.get("gp_refit", float, 0.0)
@@ -326,6 +320,7 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
         settings = FireSettings(
             subpopulations=n,
             subpopulation_size=size,
+            subpopulation_sizes=sizes if len(set(sizes)) > 1 else (),
             evaluators=evaluators,
             max_eval_steps=f.positive_int("max_eval_steps", 7200),
             p_stat=float(p_stat),
@@ -339,6 +334,39 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
         )
     f.done()
     return settings
+
+
+def _shape(f: Fields) -> tuple[int, int, tuple[int, ...]]:
+    """FIRE PBT's sub-populations: their number, P_1's size and every size, P_1 first.
+    ``subpopulation_size`` is one size for all, or a list with one per sub-population
+    (e.g. ``[12, 6]``: a larger greedy P_1; ``subpopulations``, if given, must match
+    its length)."""
+    raw = f.get("subpopulation_size", (int, list), 8)
+    if isinstance(raw, list):
+        if len(raw) < 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in raw):
+            raise ConfigError(
+                "algorithm.subpopulation_size: expected an integer or a list of at least 2 "
+                f"integers (one per sub-population, P_1 first), got {raw!r}"
+            )
+        n = f.positive_int("subpopulations", len(raw))
+        if n != len(raw):
+            raise ConfigError(
+                f"algorithm.subpopulations: {n}, but algorithm.subpopulation_size lists "
+                f"{len(raw)} sizes (one per sub-population)"
+            )
+        sizes = tuple(int(v) for v in raw)
+    else:
+        n = f.positive_int("subpopulations", 2)
+        sizes = (int(raw),) * n
+    if n < 2:
+        raise ConfigError(f"algorithm.subpopulations: FIRE PBT needs at least 2, got {n}")
+    if min(sizes) < 4:
+        got = raw if isinstance(raw, list) else min(sizes)
+        raise ConfigError(
+            "algorithm.subpopulation_size: truncation selection needs at least 4 members"
+            f"{' in every sub-population' if isinstance(raw, list) else ''}, got {got}"
+        )
+    return n, sizes[0], sizes
 
 
 def _departures(f: Fields) -> dict[str, Any]:

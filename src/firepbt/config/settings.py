@@ -51,6 +51,10 @@ class FireSettings:
     name: str = "fire"
     subpopulations: int = 2
     subpopulation_size: int = 8
+    # the sizes of P_1, P_2, ... where they differ (``subpopulation_size`` given as a
+    # list, e.g. [12, 6]: a larger greedy P_1 where greed may be right; issue 11, tenth
+    # pass; subpopulation_size is then P_1's); () where all have subpopulation_size
+    subpopulation_sizes: tuple[int, ...] = ()
     evaluators: int = 6
     max_eval_steps: int = 7200
     p_stat: float = 0.01
@@ -87,8 +91,13 @@ class FireSettings:
     gp_workers: int = 1
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        """Members of P_1, P_2, ..., P_n."""
+        return self.subpopulation_sizes or (self.subpopulation_size,) * self.subpopulations
+
+    @property
     def workers(self) -> int:
-        return self.subpopulations * self.subpopulation_size + self.evaluators
+        return sum(self.sizes) + self.evaluators
 
 
 AlgorithmSettings = RandomSettings | PBTSettings | FireSettings
@@ -219,6 +228,9 @@ class Config:
         algo = asdict(self.algorithm)
         if isinstance(self.algorithm, FireSettings):
             algo["min_steps_before_eval"] = list(self.algorithm.min_steps_before_eval)
+            if self.algorithm.subpopulation_sizes:  # as it was read: one size per P_i
+                algo["subpopulation_size"] = list(self.algorithm.subpopulation_sizes)
+            del algo["subpopulation_sizes"]
         if algo.get("schedule") is None:
             algo.pop("schedule", None)
         else:

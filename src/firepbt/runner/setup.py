@@ -42,7 +42,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
     return FirePBT(
         config.space,
         rng,
-        subpopulations=[a.subpopulation_size] * a.subpopulations,
+        subpopulations=list(a.sizes),
         evaluators=a.evaluators,
         steps=config.steps,
         max_eval_steps=a.max_eval_steps,
