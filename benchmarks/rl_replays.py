@@ -19,26 +19,40 @@ from pathlib import Path
 from benchmarks.rl import benchmarks, replays
 
 
-def _one(run_dir: str) -> tuple[str, float]:
-    return run_dir, replays(Path(run_dir))["mean"]
+def _one(run_dir: str) -> tuple[str, float, bool]:
+    """(run, mean replay return, whether it was replayed now rather than cached)."""
+    cache = Path(run_dir) / "replays.json"
+    before = cache.stat().st_mtime_ns if cache.exists() else None
+    mean = replays(Path(run_dir))["mean"]
+    return run_dir, mean, cache.stat().st_mtime_ns != before
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="the sweep directory")
     p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--only", nargs="+", metavar="BENCH", help="some RL benchmarks only")
     args = p.parse_args(argv)
     names = [b.name for b in benchmarks(quick=False)]
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            print(f"rl_replays: unknown RL benchmark(s) {', '.join(unknown)} "
+                  f"(known: {', '.join(names)})", file=sys.stderr)  # fmt: skip
+            return 2
+        names = [n for n in names if n in args.only]
     benches = [args.out / n for n in names if (args.out / n).is_dir()]
     if not benches:
         print(f"rl_replays: no {' or '.join(names)} runs under {args.out}", file=sys.stderr)
         return 2
     runs = sorted(str(d) for b in benches for d in b.iterdir() if (d / "result.json").exists())
     t0 = time.time()
+    new = 0
     with ProcessPoolExecutor(args.procs) as pool:
-        for run_dir, mean in pool.map(_one, runs):
-            print(f"{Path(run_dir).name}: {mean:.1f}", flush=True)
-    print(f"{len(runs)} runs replayed in {time.time() - t0:.0f} s")
+        for run_dir, mean, fresh in pool.map(_one, runs):
+            new += fresh
+            print(f"{Path(run_dir).name}: {mean:.1f}{'' if fresh else ' (cached)'}", flush=True)
+    print(f"{new} runs replayed, {len(runs) - new} cached, in {time.time() - t0:.0f} s")
     return 0
 
 

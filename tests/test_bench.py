@@ -435,3 +435,24 @@ def test_wide_variants_give_p1_more_workers_at_the_same_total():
         assert fire_workers({**total, "subpopulation_size": size}) == fire_workers(
             {**total, "subpopulation_size": base[0], "evaluators": base[1]}
         )
+
+
+def test_rl_replays_counts_only_the_runs_it_replays(tmp_path):
+    """``benchmarks.rl_replays`` says how many runs it replayed and how many it found in
+    the cache (it used to call every run "replayed"); ``--only`` picks benchmarks, and an
+    unknown one is one line, exit 2."""
+    out = tmp_path / "sweep"
+    proc = bench(["--quick", "--only", "rl-lqr22", "--seeds", "0", "--methods", "random",
+                  "--out", str(out), "--no-report"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cmd = [sys.executable, "-m", "benchmarks.rl_replays", "--out", str(out), "--procs", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    again = subprocess.run([*cmd, "--only", "rl-lqr22"], cwd=ROOT, env=env,
+                           capture_output=True, text=True)  # fmt: skip
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert "1 runs replayed, 0 cached" in first.stdout, first.stdout
+    assert "0 runs replayed, 1 cached" in again.stdout and "(cached)" in again.stdout
+    bad = subprocess.run([*cmd, "--only", "rl-lqr99"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
