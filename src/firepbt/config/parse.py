@@ -320,7 +320,6 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
         settings = FireSettings(
             subpopulations=n,
             subpopulation_size=size,
-            subpopulation_sizes=sizes if len(set(sizes)) > 1 else (),
             evaluators=evaluators,
             max_eval_steps=f.positive_int("max_eval_steps", 7200),
             p_stat=float(p_stat),
@@ -336,8 +335,9 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
     return settings
 
 
-def _shape(f: Fields) -> tuple[int, int, tuple[int, ...]]:
-    """FIRE PBT's sub-populations: their number, P_1's size and every size, P_1 first.
+def _shape(f: Fields) -> tuple[int, int | tuple[int, ...], tuple[int, ...]]:
+    """FIRE PBT's sub-populations: their number, the setting as given (an integer, or a
+    tuple for the list form) and every size, P_1 first.
     ``subpopulation_size`` is one size for all, or a list with one per sub-population
     (e.g. ``[12, 6]``: a larger greedy P_1; ``subpopulations``, if given, must match
     its length)."""
@@ -366,7 +366,7 @@ def _shape(f: Fields) -> tuple[int, int, tuple[int, ...]]:
             "algorithm.subpopulation_size: truncation selection needs at least 4 members"
             f"{' in every sub-population' if isinstance(raw, list) else ''}, got {got}"
         )
-    return n, sizes[0], sizes
+    return n, (sizes if isinstance(raw, list) else sizes[0]), sizes
 
 
 def _departures(f: Fields) -> dict[str, Any]:

@@ -50,11 +50,10 @@ class FireSettings:
 
     name: str = "fire"
     subpopulations: int = 2
-    subpopulation_size: int = 8
-    # the sizes of P_1, P_2, ... where they differ (``subpopulation_size`` given as a
-    # list, e.g. [12, 6]: a larger greedy P_1 where greed may be right; issue 11, tenth
-    # pass; subpopulation_size is then P_1's); () where all have subpopulation_size
-    subpopulation_sizes: tuple[int, ...] = ()
+    # one size for every sub-population, or one per sub-population, P_1 first (the list
+    # form, e.g. (12, 6): a larger greedy P_1 where greed may be right; issue 11, tenth
+    # pass)
+    subpopulation_size: int | tuple[int, ...] = 8
     evaluators: int = 6
     max_eval_steps: int = 7200
     p_stat: float = 0.01
@@ -93,7 +92,9 @@ class FireSettings:
     @property
     def sizes(self) -> tuple[int, ...]:
         """Members of P_1, P_2, ..., P_n."""
-        return self.subpopulation_sizes or (self.subpopulation_size,) * self.subpopulations
+        if isinstance(self.subpopulation_size, tuple):
+            return self.subpopulation_size
+        return (self.subpopulation_size,) * self.subpopulations
 
     @property
     def workers(self) -> int:
@@ -228,9 +229,8 @@ class Config:
         algo = asdict(self.algorithm)
         if isinstance(self.algorithm, FireSettings):
             algo["min_steps_before_eval"] = list(self.algorithm.min_steps_before_eval)
-            if self.algorithm.subpopulation_sizes:  # as it was read: one size per P_i
-                algo["subpopulation_size"] = list(self.algorithm.subpopulation_sizes)
-            del algo["subpopulation_sizes"]
+            if isinstance(self.algorithm.subpopulation_size, tuple):  # one size per P_i
+                algo["subpopulation_size"] = list(self.algorithm.subpopulation_size)
         if algo.get("schedule") is None:
             algo.pop("schedule", None)
         else:
