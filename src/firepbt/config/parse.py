@@ -336,11 +336,10 @@ def _algorithm(table: Any, space: SearchSpace) -> AlgorithmSettings:
 
 
 def _shape(f: Fields) -> tuple[int, int | tuple[int, ...], tuple[int, ...]]:
-    """FIRE PBT's sub-populations: their number, the setting as given (an integer, or a
-    tuple for the list form) and every size, P_1 first.
-    ``subpopulation_size`` is one size for all, or a list with one per sub-population
-    (e.g. ``[12, 6]``: a larger greedy P_1; ``subpopulations``, if given, must match
-    its length)."""
+    """FIRE PBT's sub-populations: their number, ``subpopulation_size`` as given (an
+    integer, or a tuple for the list form) and every size, P_1 first. The list form has
+    one size per sub-population (e.g. ``[12, 6]``: a larger greedy P_1, issue 11's tenth
+    pass); ``subpopulations``, if given, must equal its length."""
     raw = f.get("subpopulation_size", (int, list), 8)
     if isinstance(raw, list):
         if len(raw) < 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in raw):
