@@ -27,6 +27,7 @@ difference from the base with a band of two standard errors.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -42,8 +43,6 @@ THIRDS = ("first third", "middle third", "last third", "all rounds")
 def held_out_curve(run_dir: Path) -> list[float]:
     """The held-out best effort at every round but the last (module docstring), in the
     direction "higher is better" (a ``min`` run's scores are negated)."""
-    import json
-
     config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["config"]
     direction = config.get("direction", "max")
     sign = -1.0 if direction == "min" else 1.0
@@ -216,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(cell)
             print(f"| {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
         if args.figure is not None:
-            import json
-
             first = next(iter(sorted((args.out / bench).glob(f"{args.base}-seed*"))))
             cfg = json.loads((first / "run.json").read_text(encoding="utf-8"))
             path = args.figure
