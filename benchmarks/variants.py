@@ -53,6 +53,13 @@ def split(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: v for k, v in settings.items() if k not in TOP_LEVEL}, top
 
 
+#: the tenth pass: a larger greedy P_1 at the same number of workers (the list form of
+#: ``subpopulation_size``): every parent sub-population shrinks to this fraction of its
+#: size (at least 4 members), the evaluators stay 3/4 of the parents (the paper's ratio),
+#: and P_1 takes the rest. 2 x 8 + 6 -> 12 + 6 + 4 ("wide"), 10 + 7 + 5 ("wide7");
+#: 2 x 18 + 14 -> 28 + 13 + 9 ("wide").
+SHAPES: dict[str, float] = {"wide": 3 / 4, "wide7": 7 / 8}
+
 #: name -> settings as a function of the benchmark's max_eval_steps.
 VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "paper": lambda m: {},
@@ -91,17 +98,9 @@ VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "eval-twothirds": lambda m: {"max_eval_steps": 2 * m // 3},
     "eval-double": lambda m: {"max_eval_steps": 2 * m},
     # the tenth pass: shapes with a larger P_1 (:data:`SHAPES`, applied by :func:`shape`)
-    **{name: (lambda m: {}) for name in ("wide", "wide7")},
+    **{name: (lambda m: {}) for name in SHAPES},
     **COMMON,
 }
-
-
-#: the tenth pass: a larger greedy P_1 at the same number of workers (the list form of
-#: ``subpopulation_size``): every parent sub-population shrinks to this fraction of its
-#: size (at least 4 members), the evaluators stay 3/4 of the parents (the paper's ratio),
-#: and P_1 takes the rest. 2 x 8 + 6 -> 12 + 6 + 4 ("wide"), 10 + 7 + 5 ("wide7");
-#: 2 x 18 + 14 -> 28 + 13 + 9 ("wide").
-SHAPES: dict[str, float] = {"wide": 3 / 4, "wide7": 7 / 8}
 
 
 def shape(name: str, algo: dict[str, Any]) -> dict[str, Any]:
