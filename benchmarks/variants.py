@@ -54,11 +54,19 @@ def split(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 #: the tenth pass: a larger greedy P_1 at the same number of workers (the list form of
-#: ``subpopulation_size``): every parent sub-population shrinks to this fraction of its
-#: size (at least 4 members), the evaluators stay 3/4 of the parents (the paper's ratio),
-#: and P_1 takes the rest. 2 x 8 + 6 -> 12 + 6 + 4 ("wide"), 10 + 7 + 5 ("wide7");
-#: 2 x 18 + 14 -> 28 + 13 + 9 ("wide").
-SHAPES: dict[str, float] = {"wide": 3 / 4, "wide7": 7 / 8}
+#: ``subpopulation_size``). name -> (parent fraction, evaluator fraction): every parent
+#: sub-population shrinks to the first fraction of its size (at least 4 members), the
+#: evaluators become the second fraction of the parents (3/4 is the paper's ratio; None
+#: keeps the benchmark's number of evaluators), and P_1 takes the rest.
+#: 2 x 8 + 6 -> 12 + 6 + 4 ("wide"), 10 + 7 + 5 ("wide7"), 10 + 6 + 6 ("wideE"),
+#: 10 + 8 + 4 ("wideP"); 2 x 18 + 14 -> 28 + 13 + 9 ("wide").
+SHAPES: dict[str, tuple[float, float | None]] = {
+    "wide": (3 / 4, 3 / 4),
+    "wide7": (7 / 8, 3 / 4),
+    # the eleventh pass: which of the two cuts costs on NQM, the parents or the evaluators
+    "wideE": (3 / 4, None),
+    "wideP": (1.0, 1 / 2),
+}
 
 #: name -> settings as a function of the benchmark's max_eval_steps.
 VARIANTS: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -112,8 +120,14 @@ def shape(name: str, algo: dict[str, Any]) -> dict[str, Any]:
             continue
         n, size = algo["subpopulations"], algo["subpopulation_size"]
         total = n * size + algo["evaluators"]
-        parent = max(4, int(SHAPES[part] * size))
-        evaluators = max(1, 3 * (n - 1) * parent // 4)
+        frac, ev_frac = SHAPES[part]
+        parent = max(4, int(frac * size))
+        if ev_frac is None:
+            evaluators = algo["evaluators"]
+        elif ev_frac == 3 / 4:  # the tenth pass's integer rule, kept to the bit
+            evaluators = max(1, 3 * (n - 1) * parent // 4)
+        else:
+            evaluators = max(1, int(ev_frac * (n - 1) * parent))
         out = {
             "subpopulation_size": [total - (n - 1) * parent - evaluators] + [parent] * (n - 1),
             "evaluators": evaluators,

@@ -408,27 +408,32 @@ def test_learning_reads_the_held_out_best_effort_from_the_journal(tmp_path):
 
 
 def test_wide_variants_give_p1_more_workers_at_the_same_total():
-    """The tenth pass's shapes (``benchmarks/variants.py: SHAPES``): the parents shrink,
-    the evaluators stay 3/4 of the parents, P_1 takes the rest; same number of workers."""
+    """The tenth and eleventh passes' shapes (``benchmarks/variants.py: SHAPES``): the
+    parents shrink, the evaluators become a fraction of the parents (or keep their
+    number), P_1 takes the rest; same number of workers."""
     import argparse
 
     from benchmarks.__main__ import all_benchmarks, select
     from benchmarks.common import fire_workers
 
     args = argparse.Namespace(only=["stiff", "rl-lqr50", "nqm36-noise"], seeds=None,
-                              variants=["wide+strat+final", "wide7"], methods=None)  # fmt: skip
+                              variants=["wide+strat+final", "wide7", "wideE", "wideP"], methods=None)  # fmt: skip
     got = {
         (b.name, m): (
             b.methods[m]["algorithm"]["subpopulation_size"],
             b.methods[m]["algorithm"]["evaluators"],
         )  # fmt: skip
         for b in select(all_benchmarks(False), args)
-        for m in ("fire", "fire@wide+strat+final", "fire@wide7")
+        for m in ("fire", "fire@wide+strat+final", "fire@wide7", "fire@wideE", "fire@wideP")
     }
     assert got[("stiff", "fire@wide+strat+final")] == ([12, 6], 4)
     assert got[("stiff", "fire@wide7")] == ([10, 7], 5)
     assert got[("rl-lqr50", "fire@wide+strat+final")] == ([28, 13], 9)
     assert got[("nqm36-noise", "fire@wide+strat+final")] == ([15, 6, 6], 9)
+    assert got[("stiff", "fire@wideE")] == ([10, 6], 6)
+    assert got[("stiff", "fire@wideP")] == ([10, 8], 4)
+    assert got[("nqm36-noise", "fire@wideE")] == ([12, 6, 6], 12)
+    assert got[("rl-lqr50", "fire@wideP")] == ([23, 18], 9)
     for (name, _m), (size, ev) in got.items():
         base = got[(name, "fire")]
         total = {"subpopulations": 3 if name == "nqm36-noise" else 2, "evaluators": ev}
