@@ -9,7 +9,11 @@ import pytest
 from firepbt.api import run
 from firepbt.config import Config
 from firepbt.core.errors import ConfigError
+from firepbt.report.live import PopulationView
 from firepbt.report.plot_data import best_result, best_schedule
+from firepbt.report.tally import RunTally
+from firepbt.runner.callbacks import RunInfo
+from firepbt.runner.events import WorkerRole, parse_event
 from firepbt.runner.journal import read_events
 
 BASE = {
@@ -47,6 +51,38 @@ def agrees_with_journal(result, path):
         result["best"]["score"],
     )
     assert best_schedule(path) == result["best"]["schedule"]
+    shown_follows_the_rule(result, path)
+
+
+def shown_follows_the_rule(result, path):
+    """The live view's "best" and the trackers' ``best_Q`` (W&B, MLflow) follow the
+    run's rule as the progress lines do: under "final", P_1's highest reading until a
+    member reaches the budget, then the best final network, the one result.json names
+    (before, both showed the highest reading of any worker whatever the rule)."""
+    events = list(read_events(path))
+    start = events[0]
+    roles = start["roles"]
+    rule = start["config"].get("best", "highest")  # no key: written before the setting
+    view, tally = PopulationView(), RunTally()
+    if "best" in start["config"]:  # a Config needs the key's era; the view does not
+        config = Config.from_dict(start["config"])
+        tally.begin(RunInfo(path, config, tuple(WorkerRole(r, s) for r, s in roles)))
+    sign = 1 if start["config"]["direction"] == "max" else -1
+    p1_high, reached = None, False  # P_1's highest reading so far; a member at the budget
+    for ev in events:
+        view.update(ev)
+        if ev["ev"] != "result":
+            continue
+        tally.track(parse_event(ev))
+        reached = reached or ev["step"] >= start["config"]["steps"]
+        if ev["score"] is not None and tuple(roles[ev["worker"]]) == ("member", 1):
+            if p1_high is None or sign * ev["score"] > sign * p1_high:
+                p1_high = ev["score"]
+        if rule == "final" and not reached:
+            assert (view.best and view.best[0]) == p1_high == tally.best
+    assert view.best[:2] == (result["best"]["score"], result["best"]["member"])
+    if "best" in start["config"]:
+        assert tally.best == result["best"]["score"]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from firepbt.report.results import fmt
+from firepbt.runner.best import BestSoFar
 from firepbt.runner.callbacks import Callback, RunInfo
 from firepbt.runner.events import Event as TypedEvent
 
@@ -42,7 +43,8 @@ class PopulationView:
         self._done = 0
         self.score: dict[int, float | None] = {}
         self.hparams: dict[int, dict[str, Any]] = {}
-        self.best: tuple[float, int, int] | None = None  # (score, worker, step)
+        # the run's best by its rule, as the progress lines and result.json pick it
+        self.picker = BestSoFar()
         self.evaluators: dict[int, dict[str, Any]] = {}
         self.recent: deque[str] = deque(maxlen=recent)
         self.counts = {
@@ -67,6 +69,10 @@ class PopulationView:
             self.ready_interval = int(cfg.get("ready_interval", 0))
             self.sign = -1.0 if cfg.get("direction") == "min" else 1.0
             self.algorithm = str(cfg.get("algorithm", {}).get("name", ""))
+            # journals from before the setting existed used the paper's rule
+            self.picker = BestSoFar(
+                str(cfg.get("best", "highest")), self.steps, str(cfg.get("direction", "max"))
+            )
             self._index_members()
         elif kind == "result":
             w, score = ev["worker"], ev["score"]
@@ -82,8 +88,9 @@ class PopulationView:
                 self.counts["errors"] += 1
             if score is None:
                 self.counts["diverged"] += 1
-            elif self.best is None or self.sign * score > self.sign * self.best[0]:
-                self.best = (float(score), w, ev["step"])
+            else:
+                role, subpop = self.roles[w] if w < len(self.roles) else ("", 0)
+                self.picker.offer(score, role, subpop, ev["step"], (w, ev["step"]))
         elif kind == "hparams":
             self.hparams[ev["worker"]] = dict(ev["hparams"])
         elif kind == "copy":
@@ -206,6 +213,14 @@ class PopulationView:
             if e["parent"] in parents and e["diff"] is not None
         ]
         return f"diff {fmt(max(diffs))}" if diffs else "-"
+
+    @property
+    def best(self) -> tuple[float, int, int] | None:
+        """(score, worker, step) of the run's best so far by its ``best`` rule: under
+        ``"final"`` (the default) P_1's highest reading until its members reach the
+        budget, then the best final one (``runner/best.py: BestSoFar``)."""
+        got = self.picker.chosen()
+        return None if got is None else (got[0], *got[1])
 
     def headline(self) -> str:
         best = "-" if self.best is None else f"{fmt(self.best[0])} ({self.name(self.best[1])})"

@@ -17,7 +17,8 @@ grows; the network's own step, which jumps on a weight copy, is the metric ``net
   score is not finite, and at each weight copy into it ``copied_from`` (the source
   worker) and ``exploit``, ``assign`` or ``success`` = 1: points on its charts;
 * the parent run (params: the config, flattened; tags ``firepbt.run_dir``):
-  ``best_Q``, ``exploits`` and ``evaluator_successes`` with ``step`` = the furthest
+  ``best_Q`` (the best score so far by the run's ``best`` rule, ``runner/best.py:
+  BestSoFar``), ``exploits`` and ``evaluator_successes`` with ``step`` = the furthest
   network step; at the end the artifacts ``result.json``, ``best_schedule.json``,
   ``results.txt`` (the table of ``firepbt show``) and the tables ``weight_copies.json``
   and ``results_table.json`` (MLflow's table view), and the metrics ``best_score``,
@@ -102,8 +103,7 @@ class MlflowLogger(RunTally):
         from mlflow.entities import Param, RunTag
 
         cfg = info.config
-        self.roles = info.roles
-        self.sign = -1.0 if cfg.direction == "min" else 1.0
+        self.begin(info)
         path = info.out_dir / IDS_FILE
         ids: dict[str, Any] | None = None
         if path.is_file():

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from firepbt.runner.best import final_candidate
+from firepbt.runner.best import BestSoFar
 from firepbt.runner.journal import read_events
 from firepbt.runner.lineage import Lineage
 
@@ -53,9 +53,7 @@ class _Scan:
 
     def __init__(self) -> None:
         self.direction = "max"
-        self.best: Mapping[str, Any] | None = None
-        self.best_p1: Mapping[str, Any] | None = None  # best = "final"'s fallback
-        self.rule = "highest"  # the config's best (SPEC "The best network")
+        self.picker = BestSoFar()  # the config's best rule (SPEC "The best network")
         self.steps = 0
         self.xs: list[int] = []
         self.ys: list[float] = []
@@ -93,8 +91,9 @@ class _Scan:
             elif kind == "start":
                 self.direction = str(ev["config"].get("direction", "max"))
                 # journals from before the setting existed used the paper's rule
-                self.rule = str(ev["config"].get("best", "highest"))
+                rule = str(ev["config"].get("best", "highest"))
                 self.steps = int(ev["config"].get("steps", 0))
+                self.picker = BestSoFar(rule, self.steps, self.direction)
                 self.roles = [(str(r), int(s or 0)) for r, s in ev["roles"]]
                 self.space = dict(ev["config"]["space"])
                 self.names = list(self.space)
@@ -106,19 +105,7 @@ class _Scan:
         score = ev.get("score")
         w = int(ev["worker"])
         role, sub = self.roles[w]
-        eligible = self.rule == "highest" or final_candidate(role, sub, int(ev["step"]), self.steps)
-        if (
-            score is not None
-            and eligible
-            and (self.best is None or _better(score, self.best["score"], self.direction))
-        ):
-            self.best = ev
-        if (
-            score is not None
-            and (role, sub) == ("member", 1)
-            and (self.best_p1 is None or _better(score, self.best_p1["score"], self.direction))
-        ):
-            self.best_p1 = ev
+        self.picker.offer(score, role, sub, int(ev["step"]), ev)
         # best score so far against the furthest step any worker has reached
         self.front = max(self.front, int(ev["step"]))
         if score is not None and (
@@ -141,7 +128,8 @@ class _Scan:
 
     def chosen(self) -> Mapping[str, Any] | None:
         """The best network's result event, as :func:`firepbt.runner.best.chosen` picks it."""
-        return self.best if self.best is not None or self.rule == "highest" else self.best_p1
+        got = self.picker.chosen()
+        return None if got is None else got[1]
 
     def best_result(self) -> dict[str, Any] | None:
         best = self.chosen()

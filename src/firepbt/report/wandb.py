@@ -18,7 +18,8 @@ grows; a network's own step, which jumps on a weight copy, is the metric ``net_s
   when a score is not finite, and at each weight copy into it ``copied_from`` (the source
   worker) with ``exploit``, ``assign`` or ``success`` set to 1: points on its charts;
 * the controller run (``job_type`` ``controller``, config: the whole experiment config):
-  ``best_Q``, ``exploits``, ``evaluator_successes`` against ``population_step`` (the
+  ``best_Q`` (the best score so far by the run's ``best`` rule, ``runner/best.py:
+  BestSoFar``), ``exploits``, ``evaluator_successes`` against ``population_step`` (the
   furthest network step), the table ``weight_copies`` (every copy: step, reason, source,
   destination), and at the end the ``results`` and ``best_schedule`` tables and an
   artifact ``<group>-result`` (type ``firepbt-result``) holding ``result.json``,
@@ -100,8 +101,7 @@ class WandbLogger(RunTally):
         import wandb
 
         cfg = info.config
-        self.roles = info.roles
-        self.sign = -1.0 if cfg.direction == "min" else 1.0
+        self.begin(info)
         ids = self.ids(info.out_dir, len(info.roles))
         s = self.settings
         common: dict[str, Any] = {

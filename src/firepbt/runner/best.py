@@ -37,6 +37,41 @@ def final_candidate(role: str, subpop: int | None, step: int, steps: int) -> boo
     return role == "member" and subpop == 1 and step >= steps
 
 
+class BestSoFar:
+    """The run's best by its ``best`` rule, taken from results as they come, for what is
+    shown while a run goes and after it: the live view, the trackers' ``best_Q`` and the
+    figures (the same pick as :func:`chosen` and ``Run.best_so_far``, the progress
+    lines). Under ``"final"`` no network is the best before P_1's members reach the
+    budget, so until then (and if none ends with a finite score) it is P_1's highest
+    reading. ``item`` is what the caller keeps with a score (a worker, an event)."""
+
+    def __init__(self, rule: str = "highest", steps: int = 0, direction: str = "max") -> None:
+        self.rule, self.steps = rule, steps
+        self.sign = -1.0 if direction == "min" else 1.0
+        self.best: tuple[float, Any] | None = None  # the rule's pick
+        self.best_p1: tuple[float, Any] | None = None  # P_1's highest reading
+
+    def offer(self, score: float | None, role: str, subpop: int | None, step: int,
+              item: Any = None) -> bool:  # fmt: skip
+        """Take a result in; True when :meth:`chosen` changed."""
+        if score is None:
+            return False
+        before = self.chosen()
+        if (self.rule == "highest" or final_candidate(role, subpop, step, self.steps)) and (
+            self.best is None or self.sign * score > self.sign * self.best[0]
+        ):
+            self.best = (float(score), item)
+        if (role, subpop) == ("member", 1) and (
+            self.best_p1 is None or self.sign * score > self.sign * self.best_p1[0]
+        ):
+            self.best_p1 = (float(score), item)
+        return self.chosen() is not before
+
+    def chosen(self) -> tuple[float, Any] | None:
+        """(score, item) of the best so far; None before any finite score."""
+        return self.best if self.best is not None else self.best_p1
+
+
 def track_best(run: Run, w: int, q: float, score: float) -> float | None:
     """Update the best networks with worker ``w``'s finite Q; its test score if taken."""
     worker = run.decider.workers[w]
