@@ -124,9 +124,7 @@ def shape(name: str, algo: dict[str, Any]) -> dict[str, Any]:
         parent = max(4, int(frac * size))
         if ev_frac is None:
             evaluators = algo["evaluators"]
-        elif ev_frac == 3 / 4:  # the tenth pass's integer rule, kept to the bit
-            evaluators = max(1, 3 * (n - 1) * parent // 4)
-        else:
+        else:  # for 3/4 the same as the tenth pass's 3 * parents // 4 (exact in floats)
             evaluators = max(1, int(ev_frac * (n - 1) * parent))
         out = {
             "subpopulation_size": [total - (n - 1) * parent - evaluators] + [parent] * (n - 1),
