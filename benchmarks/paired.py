@@ -11,6 +11,9 @@ score is the one the report's seed tables use: the replayed best schedule's test
         --methods fire@eval-half+strat --only nqm-noise nqm-exact --seeds 0-19
 
 ``--exclude 1,17`` leaves seeds out (to see a change away from the seeds it was made for).
+``--metric virtual`` (or ``compute``) compares runs on the simulated executor by their
+virtual wall-clock seconds (or virtual worker-seconds) from ``timing.json``, lower is
+better (issue 12: when an asynchronous run ends).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from benchmarks.rl import benchmarks as rl_benchmarks
 RL = frozenset(b.name for b in rl_benchmarks(quick=False))
 
 
+#: --metric values read from timing.json (the simulated executor's clock), lower is better
+TIMING = {"virtual": "virtual_seconds", "compute": "virtual_compute"}
+
+
 def scores(out: Path, bench: str, method: str, metric: str) -> tuple[dict[int, float], str]:
     """seed -> score of ``method``'s finished runs of ``bench``, and the direction."""
     found: dict[int, float] = {}
@@ -40,7 +47,12 @@ def scores(out: Path, bench: str, method: str, metric: str) -> tuple[dict[int, f
         r = json.loads(result.read_text())
         direction = r["direction"]
         seed = run_seed(run)
-        if bench in RL:
+        if metric in TIMING:
+            timing = json.loads((run / "timing.json").read_text())
+            if TIMING[metric] not in timing:
+                continue  # not a run on the simulated executor
+            found[seed], direction = timing[TIMING[metric]], "min"
+        elif bench in RL:
             replays = run / "replays.json"
             if not replays.exists():
                 continue
@@ -59,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", required=True, metavar="BENCH")
     p.add_argument("--seeds", default=None, help="e.g. 0-19 (default: every seed found)")
     p.add_argument("--exclude", default=None, help="seeds to leave out, e.g. 1,17")
-    p.add_argument("--metric", choices=("greedy", "sampled"), default="greedy",
-                   help="RL benchmarks: which replay return")  # fmt: skip
+    p.add_argument("--metric", choices=("greedy", "sampled", *TIMING), default="greedy",
+                   help="RL benchmarks: which replay return; virtual / compute: the "
+                        "simulated executor's seconds / worker-seconds")  # fmt: skip
     args = p.parse_args(argv)
     try:
         keep = set(parse_seeds(args.seeds)) if args.seeds is not None else None

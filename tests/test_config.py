@@ -179,6 +179,8 @@ def test_subpopulation_sizes_reach_the_decider(tmp_path):
             "lhs",
             "algorithm.init_sampling: must be one of iid, stratified",
         ),
+        ("end", "first", "end: must be one of all, p1"),
+        ("algorithm.phi", "all", "algorithm.phi: must be one of assigned, checked"),
     ],
 )
 def test_bad_fields_are_named(path, value, field):

@@ -19,6 +19,9 @@ SPACE = SearchSpace({"lr": LogUniform(0.01, 1.0)})
 
 def fire(subpops=(4, 4), evaluators=3, seed=0, **kw):
     kw.setdefault("max_eval_steps", 100)
+    # the paper's Φ: these scripts rank parents whose evaluators have not been checked
+    # yet (phi = "checked", the default since issue 11's twelfth pass, waits for a check)
+    kw.setdefault("phi", "assigned")
     d = FirePBT(
         SPACE,
         np.random.default_rng(seed),

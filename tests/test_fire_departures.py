@@ -4,6 +4,8 @@ Same scripted style and ids as ``test_fire.py``: members 0-3 are P_1, 4-7 are P_
 evaluators follow; curves are compared with ``smooth=False``.
 """
 
+import json
+
 import numpy as np
 import pytest
 from test_fire import SPACE, fire, report  # the factory and space of the paper's tests
@@ -376,3 +378,51 @@ def test_parent_own_hparams_keeps_a_losing_parents_hyperparameters(own):
     assert d.workers[7].diverged
     d.exploit_one(6, 7, [])  # a diverged parent: its own rates diverged, it takes 6's
     assert d.workers[7].hparams == SPACE.explore({"lr": 0.01}, twin)
+
+
+def test_phi_checked_ranks_a_parent_only_once_its_evaluator_was_checked():
+    """``phi = "checked"``: a parent has a fitness once its evaluator has been checked
+    (twelfth pass). Before any check Φ is empty (the paper's Φ holds every parent with
+    an evaluator); after the evaluators' first check it is the paper's Φ again."""
+
+    def decider(phi):
+        d = fire(mode="async", phi=phi)
+        report(d, 10, {0: 10, 1: 40, 2: 30, 3: 20, 4: 45, 5: 45, 6: 45, 7: 45})
+        d.on_ready([4, 5, 6, 7])  # evaluators 8, 9, 10 assigned to parents 4, 5, 6
+        return d
+
+    paper, checked = decider("assigned"), decider("checked")
+    assert sorted(paper.fitness(2)) == [4, 5, 6]
+    assert checked.fitness(2) == {}  # no evaluator checked yet: no parent has a fitness
+    for d in (paper, checked):
+        for step, (a, b, c) in zip(
+            (20, 30, 40), ((46, 47, 44), (47, 49, 43), (48, 51, 42)), strict=True
+        ):
+            report(d, step, {8: a, 9: b, 10: c, 1: 40})
+        d.on_ready([8])  # only evaluator 8 has had its check
+    assert sorted(checked.fitness(2)) == [4]
+    assert sorted(paper.fitness(2)) == [4, 5, 6]
+    for d in (paper, checked):
+        d.on_ready([9, 10])
+    assert checked.fitness(2) == paper.fitness(2)
+
+
+@pytest.mark.parametrize("subpops, evaluators", [(2, 3), (3, 6)])
+def test_phi_checked_is_the_paper_in_sync_mode(tmp_path, subpops, evaluators):
+    """A synchronous ready point checks every evaluator before it ranks the parents and
+    assigns after, so every evaluator in Φ has been checked: the same run, byte for byte
+    (with three sub-populations too: the choice of a target in P_2 keeps the paper's Φ)."""
+    from test_executors import ALGOS, BASE
+
+    from firepbt.api import run
+    from firepbt.config import Config
+
+    for phi in ("assigned", "checked"):
+        algo = dict(ALGOS["fire"], subpopulations=subpops, evaluators=evaluators, phi=phi)
+        run(Config.from_dict(dict(BASE, algorithm=algo, seed=4)), tmp_path / phi)
+    lines = [(tmp_path / n / "events.jsonl").read_text().splitlines()[1:] for n in ("assigned", "checked")]  # fmt: skip
+    assert lines[0] == lines[1]
+    assert any('"success"' in line for line in lines[0])  # weights moved between sub-populations
+    if subpops == 3:  # some evaluator's target was a member of P_2 (ids 4-7)
+        assigns = [json.loads(line) for line in lines[0] if '"ev": "assign"' in line]
+        assert any(4 <= a["target"] <= 7 for a in assigns)

@@ -34,6 +34,12 @@ MAX_EVAL_300 = "algorithm.max_eval_steps=300"
 # since the seventh pass of issue 11): the journal records a test score with each new
 # best, so the rule shows in it although no decision depends on it.
 BEST = 'best="highest"'
+# ... and, asynchronously, the paper's Φ and SPEC's end ("checked" and "p1" have been the
+# defaults since the twelfth pass of issue 11/12: a parent is ranked only once its
+# evaluator was checked, and the run ends when P_1 reaches the budget; both change the
+# asynchronous decisions by design and are the paper's synchronously)
+PHI = 'algorithm.phi="assigned"'
+END = 'end="all"'
 
 CASES = {
     "fire-sync": (
@@ -43,7 +49,7 @@ CASES = {
     ),
     "fire-async": (
         "nqm-fire",
-        ["args.dim=100", "steps=1000", 'mode="async"', PAPER, IID, MAX_EVAL_300, BEST],
+        ["args.dim=100", "steps=1000", 'mode="async"', PAPER, IID, MAX_EVAL_300, BEST, PHI, END],
         "b68adf6b4472e6c5",
     ),
     "fire4": (
@@ -74,6 +80,8 @@ CASES = {
             IID,
             MAX_EVAL_300,
             BEST,
+            PHI,
+            END,
         ],
         "92b934fe49a41e44",
     ),

@@ -77,6 +77,7 @@ class Worker:
     parent: int | None = None  # evaluator: the member it evaluates
     target: int | None = None  # evaluator: the child member it competes with
     trained: int = 0  # evaluator: T, steps trained since assignment
+    checks: int = 0  # evaluator: its checks since assignment (``phi = "checked"``)
 
     @property
     def diverged(self) -> bool:

@@ -4,9 +4,10 @@ With every setting at its paper value (``parent_resample = 0``, ``greedy_sources
 false``, ``greedy_smoothed = false`` and ``greedy_bar = "top"``, ``protect_steps = 0``,
 ``eval_patience = 1``, ``reseed_after = 0``, ``greedy_finish = 0``, ``eval_stop = 0``, ``parent_perturb_power =
 1``, ``parent_freeze = 0``, ``rank_freed_parents = false``, ``parent_own_hparams =
-false``, and ``init_sampling =
-"iid"``, the one ``[algorithm]`` departure on by default since the fifth pass; the other
-default departure, ``best = "final"``, is the runner's: ``runner/best.py``) each hook
+false``, ``phi = "assigned"`` (``"checked"`` is a default since the twelfth pass; it
+changes no synchronous decision), and ``init_sampling = "iid"``, the ``[algorithm]``
+departure on by default since the fifth pass; the other default departures, ``best =
+"final"`` and ``end = "p1"``, are the runner's: ``runner/best.py``, ``runner/drivers.py``) each hook
 here does what the paper does, and :class:`~firepbt.algorithms.fire.FirePBT` is the
 paper's algorithm (``tests/test_fire_departures.py``). ``init_sampling`` lives in
 :meth:`PBT.start <firepbt.algorithms.pbt.PBT.start>`, as PBT and random search take it too. Why each exists and what the seed
@@ -39,6 +40,7 @@ class FireDepartures(PBT):
     rank_freed_parents: bool = False
     parent_own_hparams: bool = False  # class default: deciders pickled before it existed
     greedy_finish: float = 0.0  # class default: deciders pickled before the setting existed
+    phi: str = "assigned"  # class default: deciders pickled before the setting existed
     steps: int
     protect_steps: int
     eval_patience: float
@@ -146,6 +148,21 @@ class FireDepartures(PBT):
             if union_top:
                 bar = max(bar, min(pool[i] for i in union_top))
         return bar
+
+    def in_phi(self, member: Worker) -> bool:
+        """Whether parent ``member``, which has an evaluator, is ranked in its
+        sub-population's exploit-and-explore (paper Section 3.1.2: Φ, the members with an
+        evaluator now). ``phi = "checked"``: only once its evaluator has been checked, i.e.
+        has trained a ready interval and compared its curve with the target's. That is the
+        Φ a synchronous ready point ranks (its checks come first and its assignments last,
+        so every evaluator then has been checked): the same decisions there. Asynchronously
+        a ready parent is otherwise ranked against evaluators assigned moments ago, whose
+        curves hold a point or two; the parents then evolve about five times as often as
+        synchronously, their rates fall, and FIRE PBT loses a third of its NQM gain
+        (issue 11, twelfth pass). The choice of an evaluator's target among the members of
+        a middle sub-population (three or more) keeps the paper's Φ."""
+        assert member.evaluator is not None
+        return self.phi == "assigned" or self.workers[member.evaluator].checks > 0
 
     def protected(self, member: Worker) -> bool:
         """``protect_steps``: a member that received an evaluator's weights does not lose

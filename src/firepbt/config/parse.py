@@ -15,7 +15,9 @@ from firepbt.algorithms.random_search import RelativeSchedule
 from firepbt.config.fields import Fields
 from firepbt.config.settings import (
     BEST_RULES,
+    END_RULES,
     EXECUTORS,
+    PHI_RULES,
     AlgorithmSettings,
     Config,
     FireSettings,
@@ -43,6 +45,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     mode = f.choice("mode", ("sync", "async"), "sync")
     replay = f.get("replay", bool, True)
     best = f.choice("best", BEST_RULES, "final")
+    end = f.choice("end", END_RULES, "p1")
     executor = f.choice("executor", EXECUTORS, "inprocess")
     slots = f.positive_int("slots") if "slots" in f.table else None
     devices = _devices(f)
@@ -108,6 +111,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
         mode=mode,
         replay=replay,
         best=best,
+        end=end,
         executor=executor,
         slots=slots,
         devices=devices,
@@ -408,6 +412,7 @@ def _departures(f: Fields) -> dict[str, Any]:
         "parent_freeze": float(freeze),
         "rank_freed_parents": f.get("rank_freed_parents", bool, False),
         "parent_own_hparams": f.get("parent_own_hparams", bool, False),
+        "phi": f.choice("phi", PHI_RULES, "checked"),
         "eval_stop": float(stop),
         "greedy_finish": float(finish),
         "parent_resample": float(resample),

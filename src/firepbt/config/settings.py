@@ -44,6 +44,11 @@ class PBTSettings:
         return self.population
 
 
+#: FireSettings.phi: "assigned" (the paper's Φ), "checked" (a parent is ranked for its
+#: evolution only once its evaluator has been checked; the same decisions synchronously)
+PHI_RULES = ("assigned", "checked")
+
+
 @dataclass(frozen=True)
 class FireSettings:
     """``[algorithm]`` with ``name = "fire"``: sub-populations, evaluators and their tests (SPEC "FIRE PBT")."""
@@ -81,6 +86,11 @@ class FireSettings:
     parent_freeze: float = 0.0  # last fraction of the steps: parents lose no evolution event
     rank_freed_parents: bool = False  # Φ keeps parents whose evaluator was freed this round
     parent_own_hparams: bool = False  # a parent that loses keeps (explores) its own hparams
+    # which parents are ranked for exploit-and-explore (PHI_RULES): "checked" (a departure,
+    # the default since the twelfth pass of issue 11: those whose evaluator has been
+    # checked at least once, the Φ a synchronous ready point ranks, so the same decisions
+    # in synchronous mode), or "assigned", the paper's Φ taken literally (an evaluator now)
+    phi: str = "checked"
     # GP hyperparameters are refitted once a curve has grown by this fraction since its
     # last fit, and kept (posterior mean only) in between; 0: refit at every smoothing,
     # the exact empirical Bayes of SPEC "Smoothing" (issue 12; benchmarks/RESULTS.md)
@@ -108,6 +118,13 @@ EXECUTORS = ("inprocess", "processes", "ray", "simulated")
 # neutral on every benchmark): the best final Q of P_1's members, the networks the run
 # ends with (runner/best.py)
 BEST_RULES = ("highest", "final")
+# SPEC "The budget and the end": "all", the SPEC's rule (the run ends when every member
+# of every sub-population has reached the budget); "p1" (a departure, the default since
+# issue 12's twelfth pass): an asynchronous run ends when every member of P_1 has, and
+# the parents and evaluators still training are stopped then. The same end in
+# synchronous mode, where every member reaches the budget at once, and for PBT and random
+# search, whose P_1 is the whole population (runner/drivers.py)
+END_RULES = ("all", "p1")
 
 
 @dataclass(frozen=True)
@@ -199,6 +216,7 @@ class Config:
     mode: str = "sync"
     replay: bool = True
     best: str = "final"  # which network is the run's best: BEST_RULES
+    end: str = "p1"  # whose budget ends an asynchronous run: END_RULES
     executor: str = "inprocess"
     slots: int | None = None  # workers training at once; None: CPU count, or one per device
     devices: tuple[str, ...] = ()  # one device per slot (process executor), e.g. cuda:0
@@ -247,6 +265,7 @@ class Config:
             # always written: a journal without it was written before the setting existed,
             # under the paper's rule (report.plot_data reads it so)
             "best": self.best,
+            "end": self.end,
             "executor": self.executor,
             "devices": list(self.devices),
             "max_retries": self.max_retries,

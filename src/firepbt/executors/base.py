@@ -217,6 +217,11 @@ class Executor(ABC):
         tasks travel with the task's result (``TaskResult.faults``)."""
         return []
 
+    def timing(self) -> dict[str, float]:
+        """What the executor measured of the run's time, for ``timing.json``; empty for
+        the executors on real hardware (the simulated one: its virtual clock and compute)."""
+        return {}
+
     def close(self) -> None:
         """Release workers."""
 

@@ -142,6 +142,10 @@ class SimulatedExecutor(LocalTrainables):
         self.compute -= q.finish - min(max(self.clock, q.begin), q.finish)
         self.free_at[worker] = self.clock
 
+    def timing(self) -> dict[str, float]:
+        """Virtual seconds to the end of the run and virtual compute (worker-seconds)."""
+        return {"virtual_seconds": self.clock, "virtual_compute": self.compute}
+
     def summary(self) -> dict[str, Any]:
         """Virtual wall-clock seconds, virtual compute (worker-seconds) and the speeds."""
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from firepbt.runner.commands import apply, handle, submit
+from firepbt.runner.commands import apply, handle, invalidate, submit
 from firepbt.runner.state import checkpoint
 
 if TYPE_CHECKING:
@@ -37,10 +37,14 @@ def drive_async(run: Run) -> None:
     """Each worker decides alone when ready, against the latest state of the others.
 
     The population's ready points, where it is checkpointed, are the steps at which
-    the slowest member crosses a multiple of ``ready_interval``.
+    the slowest member crosses a multiple of ``ready_interval``. The run ends when every
+    member has reached the budget, or with ``end = "p1"`` every member of P_1 (the
+    networks the result is taken from; a straggler of a parent sub-population would
+    otherwise hold the whole run up, benchmarks/RESULTS.md, issue 12); workers still
+    training then are stopped and their tasks cancelled.
     """
     cfg = run.config
-    members = [m.id for m in run.decider.members()]
+    members = [m.id for m in run.decider.members(1 if cfg.end == "p1" else None)]
     member = [w.role == "member" for w in run.decider.workers]
     first_k = members == list(range(len(members)))  # members are workers 0..k-1
 
@@ -83,3 +87,5 @@ def drive_async(run: Run) -> None:
             run.last_log = done
             run.ready_points += 1
             run.progress(done)
+    for w in list(run.pending):  # the end: what still trains is stopped (not journalled:
+        invalidate(run, w)  # no decision, and no result, comes of it)

@@ -281,6 +281,7 @@ class Run:
             "checkpoint_bytes": sum(b for _, b in stats),
             # the background writes (fsyncs), while the run went on
             "checkpoint_write_seconds": sum(t for t, _ in self.store.writes) if self.store else 0,
+            **self.executor.timing(),  # the simulated executor's virtual clock and compute
         }
         (self.out / "timing.json").write_text(json.dumps(timing) + "\n")
         if self.store is not None:

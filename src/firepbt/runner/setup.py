@@ -64,6 +64,7 @@ def make_decider(config: Config, rng: np.random.Generator) -> Decider:
         parent_freeze=a.parent_freeze,
         rank_freed_parents=a.rank_freed_parents,
         parent_own_hparams=a.parent_own_hparams,
+        phi=a.phi,
         gp_refit=a.gp_refit,
         gp_workers=a.gp_workers,
         init_sampling=a.init_sampling,
