@@ -18,7 +18,6 @@ from test_executors import check_accounting, config
 
 from firepbt.api import run
 from firepbt.executors.simulated import SimulatedExecutor
-from firepbt.runner.journal import read_events
 
 SLOW = 0.25
 
@@ -33,19 +32,6 @@ def lines(path):
     return (path / "events.jsonl").read_text().splitlines()[1:]
 
 
-def steps_at(path):
-    """Each worker's step when the run ended (the accounting of check_accounting)."""
-    events = list(read_events(path / "events.jsonl"))
-    at = [0] * events[0]["workers"]
-    for e in events:
-        if e["ev"] == "copy":
-            at[e["dst"]] = e["step"]
-        elif e["ev"] == "result":
-            assert e["start"] == at[e["worker"]]
-            at[e["worker"]] = e["step"]
-    return at
-
-
 @pytest.mark.parametrize("seed", [3, 4])
 def test_p1_end_stops_at_p1s_budget_and_is_the_same_run_until_then(tmp_path, seed):
     every, p1 = (
@@ -57,7 +43,7 @@ def test_p1_end_stops_at_p1s_budget_and_is_the_same_run_until_then(tmp_path, see
     run(p1, tmp_path / "p1", executor=ex_p1)
 
     check_accounting(tmp_path / "all", 300)  # SPEC's rule: every member at the budget
-    at = steps_at(tmp_path / "p1")
+    at = list(check_accounting(tmp_path / "p1", 300).values())  # by worker id
     size1, members = p1.algorithm.sizes[0], sum(p1.algorithm.sizes)
     assert at[:size1] == [300] * size1  # P_1 reached the budget, no member trained past it
     assert all(s <= 300 for s in at[:members])

@@ -45,7 +45,7 @@ def config_from_dict(data: Mapping[str, Any], *, search_path: str | None = None)
     mode = f.choice("mode", ("sync", "async"), "sync")
     replay = f.get("replay", bool, True)
     best = f.choice("best", BEST_RULES, "final")
-    end = f.choice("end", END_RULES, "p1")
+    end = f.choice("end", END_RULES, Config.end)
     executor = f.choice("executor", EXECUTORS, "inprocess")
     slots = f.positive_int("slots") if "slots" in f.table else None
     devices = _devices(f)
@@ -412,7 +412,7 @@ def _departures(f: Fields) -> dict[str, Any]:
         "parent_freeze": float(freeze),
         "rank_freed_parents": f.get("rank_freed_parents", bool, False),
         "parent_own_hparams": f.get("parent_own_hparams", bool, False),
-        "phi": f.choice("phi", PHI_RULES, "checked"),
+        "phi": f.choice("phi", PHI_RULES, FireSettings.phi),
         "eval_stop": float(stop),
         "greedy_finish": float(finish),
         "parent_resample": float(resample),

@@ -148,8 +148,4 @@ class SimulatedExecutor(LocalTrainables):
 
     def summary(self) -> dict[str, Any]:
         """Virtual wall-clock seconds, virtual compute (worker-seconds) and the speeds."""
-        return {
-            "virtual_seconds": self.clock,
-            "virtual_compute": self.compute,
-            "speeds": [float(v) for v in self.speeds],
-        }
+        return {**self.timing(), "speeds": [float(v) for v in self.speeds]}
